@@ -1,7 +1,8 @@
 // Logging set-up shared by the daemons and the CLI (spdlog).
 //
-// Log lines go to stderr (journald picks them up under systemd). Levels:
-// trace, debug, info, warn, error. Call once from main before any thread starts.
+// `destination`: "" or "stderr" (journald picks stderr up under systemd),
+// "syslog", or a file path (appended to). Levels: trace, debug, info, warn,
+// error, off. Call once from main before any thread starts.
 #pragma once
 
 #include <string_view>
@@ -10,6 +11,6 @@
 
 namespace affinity {
 
-Status InitLogging(std::string_view program, std::string_view level);
+Status InitLogging(std::string_view program, std::string_view level, std::string_view destination = "");
 
 }  // namespace affinity

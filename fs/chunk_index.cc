@@ -1,0 +1,273 @@
+#include "fs/chunk_index.h"
+
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <cstring>
+#include <set>
+
+namespace affinity::fs {
+namespace {
+constexpr size_t kMaxBatch = 1024;
+// Commits are batched over this window: long enough to amortize the fsyncs,
+// short enough that a crash loses only a moment of fetched (refetchable) data.
+constexpr auto kBatchWindow = std::chrono::milliseconds(50);
+
+int64_t NowUnixMs() {
+  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+}  // namespace
+
+Result<std::unique_ptr<ChunkIndex>> ChunkIndex::Open(const std::string& path) {
+  auto db = SqliteDb::Open(path);
+  if (!db.ok()) return db.status();
+  auto index = std::unique_ptr<ChunkIndex>(new ChunkIndex(std::move(db).value()));
+  Status s = index->Migrate();
+  if (!s.ok()) return s;
+  return index;
+}
+
+ChunkIndex::ChunkIndex(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+
+ChunkIndex::~ChunkIndex() {
+  {
+    std::lock_guard lock(queue_mu_);
+    stop_ = true;
+  }
+  queue_cv_.notify_all();
+  if (writer_.joinable()) {
+    writer_.join();
+  } else {
+    // Writer never started: commit what is queued on this thread.
+    std::vector<Op> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    if (!batch.empty()) (void)CommitBatch(batch);
+  }
+}
+
+Status ChunkIndex::Migrate() {
+  std::lock_guard lock(db_mu_);
+  Status s = db_->Exec(
+      "CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS images(name TEXT PRIMARY KEY, size INTEGER NOT NULL,"
+      "  generation INTEGER NOT NULL, chunk_size INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS chunks(image TEXT NOT NULL, idx INTEGER NOT NULL, state INTEGER NOT NULL,"
+      "  origin INTEGER NOT NULL, digest BLOB NOT NULL, fetched_at INTEGER NOT NULL,"
+      "  PRIMARY KEY(image, idx)) WITHOUT ROWID;");
+  if (!s.ok()) return s;
+  auto get = db_->Prepare("SELECT value FROM meta WHERE key='format_version'");
+  if (!get.ok()) return get.status();
+  auto row = get->Step();
+  if (!row.ok()) return row.status();
+  if (*row) {
+    int version = std::atoi(get->ColumnText(0).c_str());
+    if (version != kFormatVersion) {
+      return Corruption("cache index " + db_->path() + " has format version " + std::to_string(version) +
+                        ", this affinityfs reads version " + std::to_string(kFormatVersion) +
+                        "; remove the cache directory to start afresh");
+    }
+    return Status::Ok();
+  }
+  return db_->Exec("INSERT INTO meta(key, value) VALUES('format_version', '" + std::to_string(kFormatVersion) + "')");
+}
+
+Result<std::vector<ImageRecord>> ChunkIndex::ListImages() {
+  std::lock_guard lock(db_mu_);
+  auto stmt = db_->Prepare("SELECT name, size, generation, chunk_size FROM images ORDER BY name");
+  if (!stmt.ok()) return stmt.status();
+  std::vector<ImageRecord> out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    out.push_back({stmt->ColumnText(0), static_cast<uint64_t>(stmt->ColumnInt64(1)),
+                   static_cast<uint64_t>(stmt->ColumnInt64(2)), static_cast<uint32_t>(stmt->ColumnInt64(3))});
+  }
+  return out;
+}
+
+Result<std::vector<ChunkRecord>> ChunkIndex::LoadChunks(const std::string& image) {
+  std::lock_guard lock(db_mu_);
+  auto stmt = db_->Prepare("SELECT idx, origin, digest FROM chunks WHERE image=?1 AND state=1 ORDER BY idx");
+  if (!stmt.ok()) return stmt.status();
+  stmt->Bind(1, image);
+  std::vector<ChunkRecord> out;
+  for (;;) {
+    auto row = stmt->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    ChunkRecord rec;
+    rec.idx = static_cast<uint32_t>(stmt->ColumnInt64(0));
+    rec.origin = static_cast<ChunkOrigin>(stmt->ColumnInt64(1));
+    auto blob = stmt->ColumnBlob(2);
+    if (blob.size() != rec.digest.size()) {
+      return Corruption("cache index row for " + image + " chunk " + std::to_string(rec.idx) + " has a bad digest");
+    }
+    std::memcpy(rec.digest.data(), blob.data(), blob.size());
+    out.push_back(rec);
+  }
+  return out;
+}
+
+Status ChunkIndex::ResetImage(const ImageRecord& record) {
+  Status flushed = Flush();  // queued rows of the old identity must not land after the reset
+  if (!flushed.ok()) spdlog::warn("cache index flush before reset of {}: {}", record.name, flushed.ToString());
+  std::lock_guard lock(db_mu_);
+  Status s = db_->Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  auto del = db_->Prepare("DELETE FROM chunks WHERE image=?1");
+  auto put = db_->Prepare(
+      "INSERT INTO images(name, size, generation, chunk_size) VALUES(?1, ?2, ?3, ?4) "
+      "ON CONFLICT(name) DO UPDATE SET size=excluded.size, generation=excluded.generation, "
+      "chunk_size=excluded.chunk_size");
+  if (!del.ok() || !put.ok()) {
+    (void)db_->Exec("ROLLBACK");
+    return del.ok() ? put.status() : del.status();
+  }
+  s = del->Bind(1, record.name).Run();
+  if (s.ok()) {
+    s = put->Bind(1, record.name)
+            .Bind(2, static_cast<int64_t>(record.size))
+            .Bind(3, static_cast<int64_t>(record.generation))
+            .Bind(4, static_cast<int64_t>(record.chunk_size))
+            .Run();
+  }
+  if (!s.ok()) {
+    (void)db_->Exec("ROLLBACK");
+    return s;
+  }
+  return db_->Exec("COMMIT");
+}
+
+Status ChunkIndex::DropImage(const std::string& image) {
+  Status flushed = Flush();
+  if (!flushed.ok()) spdlog::warn("cache index flush before drop of {}: {}", image, flushed.ToString());
+  std::lock_guard lock(db_mu_);
+  auto del = db_->Prepare("DELETE FROM chunks WHERE image=?1");
+  if (!del.ok()) return del.status();
+  Status s = del->Bind(1, image).Run();
+  if (!s.ok()) return s;
+  auto img = db_->Prepare("DELETE FROM images WHERE name=?1");
+  if (!img.ok()) return img.status();
+  return img->Bind(1, image).Run();
+}
+
+void ChunkIndex::StartWriter() {
+  if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
+}
+
+void ChunkIndex::EnqueuePut(std::shared_ptr<DataFile> file, const std::string& image, const ChunkRecord& chunk) {
+  {
+    std::lock_guard lock(queue_mu_);
+    queue_.push_back(Op{true, std::move(file), image, chunk});
+    ++enqueued_;
+  }
+  queue_cv_.notify_one();
+}
+
+void ChunkIndex::EnqueueDelete(const std::string& image, uint32_t idx) {
+  {
+    std::lock_guard lock(queue_mu_);
+    ChunkRecord rec;
+    rec.idx = idx;
+    queue_.push_back(Op{false, nullptr, image, rec});
+    ++enqueued_;
+  }
+  queue_cv_.notify_one();
+}
+
+Status ChunkIndex::Flush() {
+  std::unique_lock lock(queue_mu_);
+  if (!writer_.joinable()) {
+    std::vector<Op> batch(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+    queue_.clear();
+    lock.unlock();
+    Status s = batch.empty() ? Status::Ok() : CommitBatch(batch);
+    lock.lock();
+    committed_ += batch.size();
+    Status out = s.ok() ? first_error_ : s;
+    first_error_ = Status::Ok();
+    return out;
+  }
+  uint64_t target = enqueued_;
+  queue_cv_.notify_one();
+  flushed_cv_.wait(lock, [&] { return committed_ >= target || stop_; });
+  Status out = first_error_;
+  first_error_ = Status::Ok();
+  return out;
+}
+
+uint64_t ChunkIndex::commit_errors() const {
+  std::lock_guard lock(const_cast<std::mutex&>(queue_mu_));
+  return commit_errors_;
+}
+
+void ChunkIndex::WriterLoop() {
+  std::unique_lock lock(queue_mu_);
+  for (;;) {
+    queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
+    if (queue_.empty() && stop_) break;
+    // Let a batch accumulate unless someone waits in Flush or we are stopping.
+    queue_cv_.wait_for(lock, kBatchWindow, [&] { return stop_ || queue_.size() >= kMaxBatch; });
+    std::vector<Op> batch;
+    while (!queue_.empty() && batch.size() < kMaxBatch) {
+      batch.push_back(std::move(queue_.front()));
+      queue_.pop_front();
+    }
+    lock.unlock();
+    Status s = CommitBatch(batch);
+    lock.lock();
+    committed_ += batch.size();
+    if (!s.ok()) {
+      ++commit_errors_;
+      if (first_error_.ok()) first_error_ = s;
+      spdlog::error("cache index commit of {} records failed (the chunks stay cached for this run and will be "
+                    "fetched again after a restart): {}",
+                    batch.size(), s.ToString());
+    }
+    flushed_cv_.notify_all();
+  }
+  flushed_cv_.notify_all();
+}
+
+Status ChunkIndex::CommitBatch(std::vector<Op>& batch) {
+  // Durable bytes first, rows second: the crash-safety invariant.
+  std::set<DataFile*> synced;
+  for (const Op& op : batch) {
+    if (op.put && op.file && synced.insert(op.file.get()).second) {
+      Status s = op.file->Sync();
+      if (!s.ok()) return s;
+    }
+  }
+  std::lock_guard lock(db_mu_);
+  Status s = db_->Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  auto put = db_->Prepare(
+      "INSERT OR REPLACE INTO chunks(image, idx, state, origin, digest, fetched_at) VALUES(?1, ?2, 1, ?3, ?4, ?5)");
+  auto del = db_->Prepare("DELETE FROM chunks WHERE image=?1 AND idx=?2");
+  if (!put.ok() || !del.ok()) {
+    (void)db_->Exec("ROLLBACK");
+    return put.ok() ? del.status() : put.status();
+  }
+  int64_t now = NowUnixMs();
+  for (const Op& op : batch) {
+    if (op.put) {
+      s = put->Bind(1, op.image)
+              .Bind(2, static_cast<int64_t>(op.chunk.idx))
+              .Bind(3, static_cast<int64_t>(op.chunk.origin))
+              .BindBlob(4, op.chunk.digest)
+              .Bind(5, now)
+              .Run();
+    } else {
+      s = del->Bind(1, op.image).Bind(2, static_cast<int64_t>(op.chunk.idx)).Run();
+    }
+    if (!s.ok()) {
+      (void)db_->Exec("ROLLBACK");
+      return s;
+    }
+  }
+  return db_->Exec("COMMIT");
+}
+
+}  // namespace affinity::fs

@@ -1,0 +1,42 @@
+// DaemonOptions: the affinityfs command line, parsed and validated.
+//
+//   affinityfs MOUNTPOINT --storage URL --vm NAME --cache-dir DIR --ca-file FILE
+//              --cert FILE --key FILE [--chunk-size N] [--cache-size N]
+//              [--timeout SECONDS] [--log-level L] [--log-file F] [-f] [-d]
+//              [-o fuse-option[,...]]...
+//
+// Every rule is checked before anything is mounted, so a bad option is a
+// clear message and a non-zero exit with nothing left behind.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+
+namespace affinity::fs {
+
+struct DaemonOptions {
+  std::string mountpoint;
+  std::string storage_url;
+  std::string vm;
+  std::string cache_dir;
+  std::string ca_file, cert_file, key_file;
+  uint64_t chunk_size = 256 * 1024;
+  uint64_t cache_size = 0;  // 0: unlimited
+  std::chrono::milliseconds timeout{60000};
+  uint64_t readahead = 16 << 20;
+  std::string log_level = "info";
+  std::string log_file;
+  bool foreground = false;
+  bool debug = false;
+  std::vector<std::string> fuse_options;
+};
+
+// Parses argv. On --help / --version returns kCancelled with the text to print
+// in the message; on a bad option kInvalidArgument with a one-line reason.
+Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv);
+
+}  // namespace affinity::fs

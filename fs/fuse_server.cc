@@ -1,0 +1,316 @@
+#define FUSE_USE_VERSION 314
+#include "fs/fuse_server.h"
+
+#include <fuse3/fuse_lowlevel.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+
+#include "fs/xattr_stats.h"
+
+namespace affinity::fs {
+namespace {
+
+constexpr fuse_ino_t kRootIno = FUSE_ROOT_ID;
+constexpr double kAttrTimeoutSeconds = 3600.0;  // the namespace never changes while mounted
+constexpr unsigned kMaxReadBytes = 1u << 20;
+const time_t kMountTime = std::time(nullptr);
+
+FuseServer* Server(fuse_req_t req) { return static_cast<FuseServer*>(fuse_req_userdata(req)); }
+
+std::shared_ptr<ImageCache> ImageOf(FuseServer* server, fuse_ino_t ino) {
+  const auto& images = server->cache().images();
+  if (ino < 2 || ino - 2 >= images.size()) return nullptr;
+  return images[ino - 2];
+}
+
+void FillAttr(FuseServer* server, fuse_ino_t ino, struct stat* st) {
+  std::memset(st, 0, sizeof *st);
+  st->st_ino = ino;
+  st->st_uid = ::getuid();
+  st->st_gid = ::getgid();
+  st->st_atime = st->st_mtime = st->st_ctime = kMountTime;
+  st->st_blksize = static_cast<blksize_t>(server->cache().options().chunk_size);
+  if (ino == kRootIno) {
+    st->st_mode = S_IFDIR | 0555;
+    st->st_nlink = 2;
+    return;
+  }
+  auto image = ImageOf(server, ino);
+  st->st_mode = S_IFREG | 0444;
+  st->st_nlink = 1;
+  st->st_size = static_cast<off_t>(image->record().size);
+  st->st_blocks = static_cast<blkcnt_t>(image->cached_bytes() / 512);  // `du` shows what is cached
+}
+
+bool ValidIno(FuseServer* server, fuse_ino_t ino) { return ino == kRootIno || ImageOf(server, ino) != nullptr; }
+
+void OnInit(void* userdata, fuse_conn_info* conn) {
+  auto* server = static_cast<FuseServer*>(userdata);
+  (void)server;
+  // Zero-copy replies from the cache file when the kernel supports splice.
+  if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
+  if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
+  conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA);  // content is immutable while mounted
+  // max_write also sets max_pages, which bounds read requests to 1 MiB.
+  conn->max_write = kMaxReadBytes;
+  conn->max_read = kMaxReadBytes;
+}
+
+void OnLookup(fuse_req_t req, fuse_ino_t parent, const char* name) {
+  FuseServer* server = Server(req);
+  if (parent != kRootIno) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  const auto& images = server->cache().images();
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (images[i]->record().name == name) {
+      fuse_entry_param e{};
+      e.ino = 2 + i;
+      e.attr_timeout = kAttrTimeoutSeconds;
+      e.entry_timeout = kAttrTimeoutSeconds;
+      FillAttr(server, e.ino, &e.attr);
+      fuse_reply_entry(req, &e);
+      return;
+    }
+  }
+  fuse_reply_err(req, ENOENT);
+}
+
+void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
+  FuseServer* server = Server(req);
+  if (!ValidIno(server, ino)) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  struct stat st;
+  FillAttr(server, ino, &st);
+  // Short timeout: st_blocks changes as chunks arrive.
+  fuse_reply_attr(req, &st, 1.0);
+}
+
+void OnSetattr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+
+void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  if (ino != kRootIno) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  fuse_reply_open(req, fi);
+}
+
+void OnReaddir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  FuseServer* server = Server(req);
+  if (ino != kRootIno) {
+    fuse_reply_err(req, ENOTDIR);
+    return;
+  }
+  std::vector<char> buf(size);
+  size_t used = 0;
+  const auto& images = server->cache().images();
+  // Entry k: 0 ".", 1 "..", 2+i image i. `off` is the index of the next entry.
+  for (size_t k = static_cast<size_t>(off); k < images.size() + 2; ++k) {
+    struct stat st{};
+    std::string name;
+    if (k == 0) {
+      name = ".";
+      st.st_ino = kRootIno;
+      st.st_mode = S_IFDIR;
+    } else if (k == 1) {
+      name = "..";
+      st.st_ino = kRootIno;
+      st.st_mode = S_IFDIR;
+    } else {
+      name = images[k - 2]->record().name;
+      st.st_ino = k;
+      st.st_mode = S_IFREG;
+    }
+    size_t need = fuse_add_direntry(req, buf.data() + used, size - used, name.c_str(), &st, static_cast<off_t>(k + 1));
+    if (need > size - used) break;
+    used += need;
+  }
+  fuse_reply_buf(req, buf.data(), used);
+}
+
+void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
+  FuseServer* server = Server(req);
+  if (ImageOf(server, ino) == nullptr) {
+    fuse_reply_err(req, ino == kRootIno ? EISDIR : ENOENT);
+    return;
+  }
+  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  fi->keep_cache = 1;  // bytes never change while mounted: keep the kernel page cache across opens
+  fuse_reply_open(req, fi);
+}
+
+void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_info*) {
+  FuseServer* server = Server(req);
+  auto image = ImageOf(server, ino);
+  if (image == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  auto deadline = std::chrono::steady_clock::now() + server->options().timeout;
+  auto offset = static_cast<uint64_t>(off);
+  image->NoteReadForReadahead(offset, size, deadline);
+  auto lease = image->Acquire(offset, size, deadline);
+  if (!lease.ok()) {
+    spdlog::error("read {} [{}+{}]: {}", image->record().name, offset, size, lease.status().ToString());
+    fuse_reply_err(req, lease.status().ToErrno());
+    return;
+  }
+  if (lease->length() == 0) {
+    fuse_reply_buf(req, nullptr, 0);
+  } else if (lease->from_memory()) {
+    fuse_reply_buf(req, reinterpret_cast<const char*>(lease->memory().data()), lease->length());
+  } else {
+    fuse_bufvec bufv = FUSE_BUFVEC_INIT(lease->length());
+    bufv.buf[0].flags = static_cast<fuse_buf_flags>(FUSE_BUF_IS_FD | FUSE_BUF_FD_SEEK);
+    bufv.buf[0].fd = lease->fd();
+    bufv.buf[0].pos = static_cast<off_t>(lease->offset());
+    fuse_reply_data(req, &bufv, FUSE_BUF_SPLICE_MOVE);
+  }
+  // `lease` unpins here, after the kernel has the bytes.
+}
+
+void OnStatfs(fuse_req_t req, fuse_ino_t) {
+  FuseServer* server = Server(req);
+  struct statvfs sv{};
+  uint64_t total = 0;
+  for (const auto& image : server->cache().images()) total += image->record().size;
+  sv.f_bsize = 4096;
+  sv.f_frsize = 4096;
+  sv.f_blocks = total / 4096;
+  sv.f_files = server->cache().images().size() + 1;
+  sv.f_namemax = 255;
+  fuse_reply_statfs(req, &sv);
+}
+
+XattrList XattrsOf(FuseServer* server, fuse_ino_t ino) {
+  if (ino == kRootIno) return RootXattrs(server->cache(), server->options().storage_url);
+  return ImageXattrs(*ImageOf(server, ino));
+}
+
+void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
+  FuseServer* server = Server(req);
+  if (!ValidIno(server, ino)) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if (std::strncmp(name, kXattrPrefix, std::strlen(kXattrPrefix)) != 0) {
+    fuse_reply_err(req, ENODATA);
+    return;
+  }
+  for (const auto& [key, value] : XattrsOf(server, ino)) {
+    if (key != name) continue;
+    if (size == 0) {
+      fuse_reply_xattr(req, value.size());
+    } else if (size < value.size()) {
+      fuse_reply_err(req, ERANGE);
+    } else {
+      fuse_reply_buf(req, value.data(), value.size());
+    }
+    return;
+  }
+  fuse_reply_err(req, ENODATA);
+}
+
+void OnListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
+  FuseServer* server = Server(req);
+  if (!ValidIno(server, ino)) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  std::string names;
+  for (const auto& kv : XattrsOf(server, ino)) {
+    names += kv.first;
+    names += '\0';
+  }
+  if (size == 0) {
+    fuse_reply_xattr(req, names.size());
+  } else if (size < names.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, names.data(), names.size());
+  }
+}
+
+void OnSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) { fuse_reply_err(req, EROFS); }
+void OnRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+
+const fuse_lowlevel_ops kOps = [] {
+  fuse_lowlevel_ops ops{};
+  ops.init = OnInit;
+  ops.lookup = OnLookup;
+  ops.getattr = OnGetattr;
+  ops.setattr = OnSetattr;
+  ops.opendir = OnOpendir;
+  ops.readdir = OnReaddir;
+  ops.open = OnOpen;
+  ops.read = OnRead;
+  ops.statfs = OnStatfs;
+  ops.getxattr = OnGetxattr;
+  ops.listxattr = OnListxattr;
+  ops.setxattr = OnSetxattr;
+  ops.removexattr = OnRemovexattr;
+  return ops;
+}();
+
+}  // namespace
+
+FuseServer::FuseServer(VmCache* cache, FuseServerOptions options) : cache_(cache), options_(std::move(options)) {}
+
+FuseServer::~FuseServer() {
+  if (session_ != nullptr) {
+    if (signals_installed_) fuse_remove_signal_handlers(session_);
+    if (mounted_) fuse_session_unmount(session_);
+    fuse_session_destroy(session_);
+  }
+}
+
+Status FuseServer::Mount() {
+  std::vector<std::string> args = {"affinityfs"};
+  if (options_.debug) args.push_back("-d");
+  std::string base = "ro,default_permissions,fsname=affinityfs:" + cache_->options().vm +
+                     ",subtype=affinityfs,max_read=" + std::to_string(kMaxReadBytes);
+  args.push_back("-o");
+  args.push_back(base);
+  for (const std::string& o : options_.fuse_options) {
+    args.push_back("-o");
+    args.push_back(o);
+  }
+  std::vector<char*> argv;
+  for (std::string& a : args) argv.push_back(a.data());
+  fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
+  session_ = fuse_session_new(&fargs, &kOps, sizeof kOps, this);
+  if (session_ == nullptr) {
+    return InvalidArgument("libfuse rejected the mount options (see the message above): " + base);
+  }
+  if (fuse_session_mount(session_, options_.mountpoint.c_str()) != 0) {
+    return IoError("cannot mount on " + options_.mountpoint + " (see the message above)");
+  }
+  mounted_ = true;
+  if (fuse_set_signal_handlers(session_) != 0) return Internal("cannot install signal handlers");
+  signals_installed_ = true;
+  return Status::Ok();
+}
+
+Status FuseServer::Run() {
+  fuse_loop_config* config = fuse_loop_cfg_create();
+  fuse_loop_cfg_set_max_threads(config, options_.max_threads);
+  fuse_loop_cfg_set_idle_threads(config, 8);
+  int rc = fuse_session_loop_mt(session_, config);
+  fuse_loop_cfg_destroy(config);
+  if (rc < 0) return IoError(std::string("FUSE loop failed: ") + std::strerror(-rc));
+  return Status::Ok();
+}
+
+}  // namespace affinity::fs

@@ -1,0 +1,63 @@
+// FuseServer: the libfuse3 low-level filesystem over a VmCache.
+//
+// Namespace: inode 1 is the VM's directory; image i is inode 2+i, a regular
+// read-only file of the image's size. The namespace is fixed for the life of
+// the mount, so lookups need no lock and entries/attributes are cached by the
+// kernel for an hour. Writes are refused with EROFS (they come in issue 5).
+//
+// Reads: Acquire() from the ImageCache (may block this worker until the fetch
+// completes or --timeout passes), then fuse_reply_data with an fd buffer, so
+// libfuse splices from the cache file; the lease (chunk pins, not a lock) is
+// released after the reply. Errors are mapped to errno in one place
+// (Status::ToErrno) and logged once per read.
+//
+// Thread model: libfuse's multi-threaded loop; up to `max_threads` workers
+// run the callbacks concurrently. No lock of ours is held across a reply.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/status.h"
+#include "fs/vm_cache.h"
+
+struct fuse_session;
+
+namespace affinity::fs {
+
+struct FuseServerOptions {
+  std::string mountpoint;
+  std::string storage_url;
+  std::vector<std::string> fuse_options;  // "-o" values, passed to libfuse
+  std::chrono::milliseconds timeout{60000};
+  unsigned max_threads = 64;
+  bool debug = false;
+};
+
+class FuseServer {
+ public:
+  FuseServer(VmCache* cache, FuseServerOptions options);
+  ~FuseServer();
+  FuseServer(const FuseServer&) = delete;
+  FuseServer& operator=(const FuseServer&) = delete;
+
+  // Creates the session and mounts; kInvalidArgument for options libfuse rejects.
+  Status Mount();
+  // Serves until unmounted or a SIGINT/SIGTERM/SIGHUP arrives.
+  Status Run();
+
+  // Used by the callbacks (public for the C trampolines).
+  VmCache& cache() { return *cache_; }
+  const FuseServerOptions& options() const { return options_; }
+
+ private:
+  VmCache* cache_;
+  FuseServerOptions options_;
+  fuse_session* session_ = nullptr;
+  bool mounted_ = false;
+  bool signals_installed_ = false;
+};
+
+}  // namespace affinity::fs

@@ -1,0 +1,155 @@
+// ImageCache: the chunk cache of one image — what is present, what is being
+// fetched, who is reading what — and the read path's miss handling.
+//
+// Read path (docs/architecture.md):
+//   Acquire(off, len) looks at the in-memory presence bitmap only. Chunks
+//   present from an earlier run are verified (XXH3) on their first read; a
+//   mismatch drops the chunk and fetches it again. Absent chunks not yet in
+//   flight are grouped into runs of adjacent chunks, each run one range
+//   request (coalescing); chunks already in flight are waited for, never
+//   fetched twice (single-flight). When every chunk is present the lease pins
+//   them, so eviction cannot punch a hole under a reply, and the caller
+//   replies straight from the cache file (splice).
+//   A fetched run is written to the data file, marked present in RAM at once,
+//   and recorded in the index by the batched writer after an fdatasync.
+//   If the cache disk cannot take the bytes (ENOSPC), the waiting reads are
+//   served from the fetched buffer and nothing is marked present.
+//
+// Thread safety: all public methods from any thread. mu_ guards the bitmaps
+// and tables; it is never held while waiting for a fetch, doing file I/O, or
+// calling into the ChunkSource.
+#pragma once
+
+#include <roaring/roaring.hh>
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+#include "common/status.h"
+#include "fs/cache_budget.h"
+#include "fs/chunk_index.h"
+#include "fs/chunk_source.h"
+#include "fs/data_file.h"
+#include "fs/image_stats.h"
+
+namespace affinity::fs {
+
+class ImageCache;
+
+// What a read replies from: a pinned span of the cache file, or (when the
+// cache disk refused the bytes) an owned buffer. Unpins on destruction.
+class ReadLease {
+ public:
+  ReadLease() = default;
+  ~ReadLease();
+  ReadLease(ReadLease&& other) noexcept;
+  ReadLease& operator=(ReadLease&& other) noexcept;
+  ReadLease(const ReadLease&) = delete;
+  ReadLease& operator=(const ReadLease&) = delete;
+
+  uint64_t offset() const { return offset_; }
+  uint64_t length() const { return length_; }
+  bool from_memory() const { return memory_ != nullptr; }
+  int fd() const { return fd_; }                          // when !from_memory()
+  const std::vector<uint8_t>& memory() const { return *memory_; }  // when from_memory()
+
+ private:
+  friend class ImageCache;
+  void Release();
+  ImageCache* owner_ = nullptr;
+  uint32_t first_chunk_ = 0, last_chunk_ = 0;
+  bool pinned_ = false;
+  int fd_ = -1;
+  uint64_t offset_ = 0, length_ = 0;
+  std::shared_ptr<std::vector<uint8_t>> memory_;
+};
+
+struct EvictionCandidate {
+  uint64_t last_access;
+  ImageCache* image;
+  uint32_t idx;
+};
+
+class ImageCache : public std::enable_shared_from_this<ImageCache> {
+ public:
+  using Deadline = ChunkSource::Deadline;
+
+  // REQUIRES: record.size / record.chunk_size < 2^32, chunk_size a power of two.
+  ImageCache(ImageRecord record, std::shared_ptr<DataFile> file, ChunkIndex* index, ChunkSource* source,
+             CacheBudget* budget);
+  ~ImageCache();
+
+  // Start-up: chunks the index says are present (verified lazily on first read).
+  void LoadPresent(const std::vector<ChunkRecord>& chunks);
+
+  // Makes [offset, offset+length) (clamped to the image size) readable and
+  // pins it. kTimeout when the deadline passes first; the fetch's own error
+  // (kUnavailable, kPermissionDenied, kCorruption, ...) when it failed.
+  Result<ReadLease> Acquire(uint64_t offset, uint64_t length, Deadline deadline);
+
+  // Called after each read: detects sequential streams and fetches ahead of
+  // them with a window that doubles up to `max_window_bytes`.
+  void NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline deadline);
+  void set_max_readahead_bytes(uint64_t bytes) { max_readahead_bytes_ = bytes; }
+
+  // Eviction (called by the Evictor thread).
+  void CollectEvictionCandidates(std::vector<EvictionCandidate>& out);
+  // Drops the chunk if it is present, unpinned and not being fetched;
+  // returns the bytes freed (0 if it was skipped).
+  uint64_t TryEvict(uint32_t idx);
+
+  const ImageRecord& record() const { return record_; }
+  ImageStats& stats() { return stats_; }
+  uint64_t cached_bytes() const { return cached_bytes_.load(std::memory_order_relaxed); }
+  uint64_t chunks_present() const;
+  uint32_t chunk_count() const { return chunk_count_; }
+  uint32_t chunk_size() const { return record_.chunk_size; }
+
+ private:
+  friend class ReadLease;
+  struct Flight;
+
+  uint64_t ChunkOffset(uint32_t idx) const { return uint64_t{idx} * record_.chunk_size; }
+  uint64_t ChunkLength(uint32_t idx) const;
+  // Under mu_: register runs of absent, not-in-flight chunks in [first, last].
+  void PlanRunsLocked(uint32_t first, uint32_t last, ChunkOrigin origin, uint64_t max_run_bytes,
+                      std::vector<std::shared_ptr<Flight>>& started);
+  void StartFlights(const std::vector<std::shared_ptr<Flight>>& flights, fetcher::Priority priority,
+                    Deadline deadline);
+  void OnFetched(const std::shared_ptr<Flight>& flight, Result<std::vector<uint8_t>> result);
+  // Verifies one chunk loaded from an earlier run; drops it on mismatch.
+  void VerifyChunk(uint32_t idx);
+  void Unpin(uint32_t first, uint32_t last);
+  Result<ReadLease> ServeFromFlights(uint64_t offset, uint64_t length,
+                                     const std::vector<std::shared_ptr<Flight>>& flights);
+
+  const ImageRecord record_;
+  const uint32_t chunk_count_;
+  const std::shared_ptr<DataFile> file_;
+  ChunkIndex* const index_;
+  ChunkSource* const source_;
+  CacheBudget* const budget_;
+  std::unique_ptr<std::atomic<uint64_t>[]> last_access_;  // per chunk, budget ticks
+  std::atomic<uint64_t> cached_bytes_{0};
+  std::atomic<uint64_t> max_readahead_bytes_{16 << 20};
+  ImageStats stats_;
+
+  mutable std::mutex mu_;
+  Roaring present_;                                    // guarded by mu_
+  Roaring unverified_;                                 // guarded by mu_
+  std::unordered_map<uint32_t, ChunkDigest> unverified_digest_; // guarded by mu_
+  std::unordered_map<uint32_t, std::shared_ptr<Flight>> inflight_;  // guarded by mu_
+  std::unordered_map<uint32_t, uint32_t> pins_;                 // guarded by mu_
+  uint64_t readahead_next_ = UINT64_MAX;                        // guarded by mu_
+  uint64_t readahead_window_ = 0;                               // guarded by mu_
+};
+
+}  // namespace affinity::fs

@@ -1,0 +1,190 @@
+// affinityfs: the destination host's FUSE daemon (see docs/architecture.md).
+//
+// Start-up order matters: options are validated first (nothing mounted on a
+// bad option); when daemonizing we fork *before* any thread exists and the
+// parent waits on a pipe until the child has mounted (exit 0) or failed (the
+// child's message, exit 1), so `affinityfs ...; ls MOUNTPOINT` just works.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "common/logging.h"
+#include "fetcher/https_client.h"
+#include "fs/daemon_options.h"
+#include "fs/fuse_server.h"
+#include "fs/image_listing.h"
+#include "fs/remote_chunk_source.h"
+#include "fs/vm_cache.h"
+
+namespace {
+
+using affinity::Status;
+using affinity::StatusCode;
+
+// Parent side of daemonizing: wait for the child's verdict.
+int WaitForChild(int read_fd, pid_t child) {
+  std::string message;
+  char buf[512];
+  ssize_t n;
+  while ((n = ::read(read_fd, buf, sizeof buf)) > 0) message.append(buf, static_cast<size_t>(n));
+  if (message == "OK") return 0;
+  if (message.empty()) {
+    int status = 0;
+    ::waitpid(child, &status, 0);
+    std::fprintf(stderr, "affinityfs: the daemon exited during start-up (status %d)\n", status);
+  } else {
+    std::fprintf(stderr, "affinityfs: %s\n", message.c_str());
+  }
+  return 1;
+}
+
+class StartupReporter {
+ public:
+  explicit StartupReporter(int fd) : fd_(fd) {}
+  void Fail(const Status& s) {
+    std::string m = s.ToString();
+    spdlog::error("start-up failed: {}", m);
+    if (fd_ >= 0) {
+      (void)!::write(fd_, m.data(), m.size());
+      ::close(fd_);
+      fd_ = -1;
+    } else {
+      std::fprintf(stderr, "affinityfs: %s\n", m.c_str());
+    }
+  }
+  void Succeed() {
+    if (fd_ < 0) return;
+    (void)!::write(fd_, "OK", 2);
+    ::close(fd_);
+    fd_ = -1;
+    int devnull = ::open("/dev/null", O_RDWR);
+    if (devnull >= 0) {
+      ::dup2(devnull, 0);
+      ::dup2(devnull, 1);
+      ::dup2(devnull, 2);
+      if (devnull > 2) ::close(devnull);
+    }
+  }
+
+ private:
+  int fd_;
+};
+
+int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
+  namespace fs = affinity::fs;
+  namespace fetcher = affinity::fetcher;
+
+  fetcher::ClientConfig cfg;
+  cfg.base_url = o.storage_url;
+  cfg.ca_file = o.ca_file;
+  cfg.cert_file = o.cert_file;
+  cfg.key_file = o.key_file;
+  cfg.attempt_timeout = std::min(o.timeout, cfg.attempt_timeout);
+  auto client = fetcher::HttpsClient::Create(cfg);
+  if (!client.ok()) {
+    reporter.Fail(client.status());
+    return 1;
+  }
+
+  fs::VmCacheOptions cache_options{o.cache_dir, o.vm, static_cast<uint32_t>(o.chunk_size), o.cache_size};
+  auto listing = fs::FetchImageListing(**client, o.vm, std::chrono::steady_clock::now() + o.timeout);
+  if (!listing.ok()) {
+    StatusCode code = listing.status().code();
+    auto cached = fs::VmCache::CachedListing(cache_options);
+    if ((code == StatusCode::kUnavailable || code == StatusCode::kTimeout) && cached.ok() && !cached->empty()) {
+      spdlog::warn("{}; mounting with the image list of the previous run (reads of uncached data will wait for "
+                   "the storage host)",
+                   listing.status().ToString());
+      listing = std::move(cached);
+    } else {
+      reporter.Fail(listing.status());
+      return 1;
+    }
+  }
+
+  fs::RemoteChunkSource source(client->get(), o.vm);
+  auto cache = fs::VmCache::Open(cache_options, *listing, &source);
+  if (!cache.ok()) {
+    reporter.Fail(cache.status());
+    return 1;
+  }
+  for (const auto& image : (*cache)->images()) image->set_max_readahead_bytes(o.readahead);
+
+  fs::FuseServerOptions server_options;
+  server_options.mountpoint = o.mountpoint;
+  server_options.storage_url = o.storage_url;
+  server_options.fuse_options = o.fuse_options;
+  server_options.timeout = o.timeout;
+  server_options.debug = o.debug;
+  auto server = std::make_unique<fs::FuseServer>(cache->get(), server_options);
+  Status s = server->Mount();
+  if (!s.ok()) {
+    reporter.Fail(s);
+    return 1;
+  }
+  (*cache)->Start();
+  spdlog::info("mounted VM {} from {} on {} ({} images, chunk size {}, cache limit {})", o.vm, o.storage_url,
+               o.mountpoint, (*cache)->images().size(), o.chunk_size, o.cache_size);
+  reporter.Succeed();
+  s = server->Run();
+  if (!s.ok()) spdlog::error("{}", s.ToString());
+  // Unmount first, then stop fetching (pending callbacks complete as cancelled),
+  // then flush and close the cache.
+  server.reset();
+  client->reset();
+  cache->reset();
+  spdlog::info("unmounted {}", o.mountpoint);
+  return s.ok() ? 0 : 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  auto options = affinity::fs::ParseDaemonOptions(argc, argv);
+  if (!options.ok()) {
+    if (options.status().code() == StatusCode::kCancelled) {
+      std::printf("%s\n", options.status().message().c_str());
+      return 0;
+    }
+    std::fprintf(stderr, "affinityfs: %s\n(try --help)\n", options.status().message().c_str());
+    return 2;
+  }
+  const auto& o = *options;
+
+  int report_fd = -1;
+  if (!o.foreground) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) {
+      std::perror("affinityfs: pipe");
+      return 1;
+    }
+    pid_t pid = ::fork();
+    if (pid < 0) {
+      std::perror("affinityfs: fork");
+      return 1;
+    }
+    if (pid > 0) {
+      ::close(fds[1]);
+      return WaitForChild(fds[0], pid);
+    }
+    ::close(fds[0]);
+    ::setsid();
+    if (::chdir("/") != 0) return 1;
+    report_fd = fds[1];
+  }
+  std::string destination = !o.log_file.empty() ? o.log_file : (o.foreground ? "stderr" : "syslog");
+  Status s = affinity::InitLogging("affinityfs", o.log_level, destination);
+  StartupReporter reporter(report_fd);
+  if (!s.ok()) {
+    reporter.Fail(s);
+    return 1;
+  }
+  return Serve(o, reporter);
+}

@@ -1,0 +1,26 @@
+#include "fs/remote_chunk_source.h"
+
+namespace affinity::fs {
+
+void RemoteChunkSource::Fetch(const std::string& image, ByteRange range, fetcher::Priority priority,
+                              Deadline deadline, Done done) {
+  fetcher::Request req;
+  req.path = ImagePath(vm_, image);
+  req.range = range;
+  req.priority = priority;
+  req.deadline = deadline;
+  client_->Submit(std::move(req), [range, image, done = std::move(done)](fetcher::FetchOutcome outcome) {
+    if (!outcome.status.ok()) {
+      done(outcome.status.WithContext("fetch " + image + " " + FormatRangeHeader(range)));
+      return;
+    }
+    if (outcome.response.body.size() != range.length) {
+      done(Corruption("fetch " + image + " " + FormatRangeHeader(range) + ": got " +
+                      std::to_string(outcome.response.body.size()) + " bytes"));
+      return;
+    }
+    done(std::move(outcome.response.body));
+  });
+}
+
+}  // namespace affinity::fs

@@ -1,0 +1,30 @@
+// RemoteChunkSource: ChunkSource over the storage host's HTTPS API
+// (GET /v1/vms/{vm}/images/{image} with a Range; docs/protocol.md).
+//
+// Thread safety: as HttpsClient (any thread).
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "fetcher/https_client.h"
+#include "fs/chunk_source.h"
+
+namespace affinity::fs {
+
+class RemoteChunkSource final : public ChunkSource {
+ public:
+  RemoteChunkSource(fetcher::HttpsClient* client, std::string vm) : client_(client), vm_(std::move(vm)) {}
+  void Fetch(const std::string& image, ByteRange range, fetcher::Priority priority, Deadline deadline,
+             Done done) override;
+
+  static std::string ImagePath(const std::string& vm, const std::string& image) {
+    return "/v1/vms/" + vm + "/images/" + image;
+  }
+
+ private:
+  fetcher::HttpsClient* client_;
+  std::string vm_;
+};
+
+}  // namespace affinity::fs

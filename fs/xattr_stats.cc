@@ -1,0 +1,96 @@
+#include "fs/xattr_stats.h"
+
+#include <cstdio>
+
+namespace affinity::fs {
+namespace {
+
+std::string Ratio(uint64_t num, uint64_t den) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", den == 0 ? 0.0 : static_cast<double>(num) / static_cast<double>(den));
+  return buf;
+}
+
+uint64_t Get(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
+
+struct Totals {
+  uint64_t hits = 0, misses = 0, bytes_from_cache = 0, bytes_after_miss = 0, bytes_demand = 0, bytes_readahead = 0,
+           fetch_requests = 0, fetch_errors = 0, corrupt_chunks = 0, evicted_bytes = 0, store_errors = 0,
+           cached_bytes = 0, chunks_present = 0, chunks_total = 0;
+  int64_t inflight = 0;
+
+  void Add(ImageCache& image) {
+    ImageStats& s = image.stats();
+    hits += Get(s.hits);
+    misses += Get(s.misses);
+    bytes_from_cache += Get(s.bytes_from_cache);
+    bytes_after_miss += Get(s.bytes_after_miss);
+    bytes_demand += Get(s.bytes_demand);
+    bytes_readahead += Get(s.bytes_readahead);
+    fetch_requests += Get(s.fetch_requests);
+    fetch_errors += Get(s.fetch_errors);
+    corrupt_chunks += Get(s.corrupt_chunks);
+    evicted_bytes += Get(s.evicted_bytes);
+    store_errors += Get(s.store_errors);
+    inflight += s.inflight_fetches.load(std::memory_order_relaxed);
+    cached_bytes += image.cached_bytes();
+    chunks_present += image.chunks_present();
+    chunks_total += image.chunk_count();
+  }
+
+  void AppendTo(XattrList& out, const LatencyHistogram& latency) const {
+    auto put = [&](const char* name, std::string value) { out.emplace_back(std::string(kXattrPrefix) + name, value); };
+    put("hits", std::to_string(hits));
+    put("misses", std::to_string(misses));
+    put("hit_ratio", Ratio(hits, hits + misses));
+    put("bytes_from_cache", std::to_string(bytes_from_cache));
+    put("bytes_after_miss", std::to_string(bytes_after_miss));
+    put("bytes_fetched", std::to_string(bytes_demand + bytes_readahead));
+    put("bytes_demand", std::to_string(bytes_demand));
+    put("bytes_readahead", std::to_string(bytes_readahead));
+    put("fetch_requests", std::to_string(fetch_requests));
+    put("fetch_errors", std::to_string(fetch_errors));
+    put("corrupt_chunks", std::to_string(corrupt_chunks));
+    put("store_errors", std::to_string(store_errors));
+    put("evicted_bytes", std::to_string(evicted_bytes));
+    put("inflight_fetches", std::to_string(inflight < 0 ? 0 : inflight));
+    put("cached_bytes", std::to_string(cached_bytes));
+    put("chunks_present", std::to_string(chunks_present));
+    put("chunks_total", std::to_string(chunks_total));
+    put("miss_latency_p50_us", std::to_string(latency.Percentile(0.50)));
+    put("miss_latency_p99_us", std::to_string(latency.Percentile(0.99)));
+  }
+};
+
+}  // namespace
+
+XattrList ImageXattrs(ImageCache& image) {
+  Totals t;
+  t.Add(image);
+  XattrList out;
+  t.AppendTo(out, image.stats().miss_latency_us);
+  out.emplace_back(std::string(kXattrPrefix) + "chunk_size", std::to_string(image.chunk_size()));
+  out.emplace_back(std::string(kXattrPrefix) + "generation", std::to_string(image.record().generation));
+  return out;
+}
+
+XattrList RootXattrs(VmCache& cache, const std::string& storage_url) {
+  Totals t;
+  LatencyHistogram latency;
+  for (const auto& image : cache.images()) {
+    t.Add(*image);
+    latency.MergeFrom(image->stats().miss_latency_us);
+  }
+  XattrList out;
+  t.AppendTo(out, latency);
+  auto put = [&](const char* name, std::string value) { out.emplace_back(std::string(kXattrPrefix) + name, value); };
+  put("chunk_size", std::to_string(cache.options().chunk_size));
+  put("cache_size_limit", std::to_string(cache.options().cache_size));
+  put("index_errors", std::to_string(cache.index().commit_errors()));
+  put("images", std::to_string(cache.images().size()));
+  put("vm", cache.options().vm);
+  put("storage_url", storage_url);
+  return out;
+}
+
+}  // namespace affinity::fs

@@ -1,0 +1,27 @@
+// The user.affinity.* extended attributes: names and values (docs/xattrs.md).
+//
+// Values are plain ASCII decimal (ratios with 4 decimals) so that
+// `getfattr -d -m '^user\.affinity\.'` prints them readably and scripts parse
+// them without a schema.
+//
+// Thread safety: reads atomics and takes image locks briefly; any thread.
+#pragma once
+
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "fs/vm_cache.h"
+
+namespace affinity::fs {
+
+inline constexpr const char* kXattrPrefix = "user.affinity.";
+
+using XattrList = std::vector<std::pair<std::string, std::string>>;
+
+// Per image file.
+XattrList ImageXattrs(ImageCache& image);
+// Mount root: totals over all images plus mount-wide settings.
+XattrList RootXattrs(VmCache& cache, const std::string& storage_url);
+
+}  // namespace affinity::fs

@@ -1,0 +1,335 @@
+// Unit tests of the cache layer below FUSE: index, image cache, eviction,
+// options and listing parsing. The network is replaced by GatedSource, a test
+// double that serves bytes from memory but only when the test releases them,
+// so single-flight and coalescing are checked deterministically (the
+// end-to-end versions against the real server are in read_path_test.cc).
+#include <gtest/gtest.h>
+
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+
+#include "fs/chunk_index.h"
+#include "fs/daemon_options.h"
+#include "fs/image_cache.h"
+#include "fs/image_listing.h"
+#include "fs/latency_histogram.h"
+#include "fs/vm_cache.h"
+#include "tests/support/test_env.h"
+
+namespace affinity::fs {
+namespace {
+
+using testing::TempDir;
+
+class GatedSource final : public ChunkSource {
+ public:
+  explicit GatedSource(std::string bytes) : bytes_(std::move(bytes)) {}
+
+  void Fetch(const std::string&, ByteRange range, fetcher::Priority, Deadline, Done done) override {
+    std::lock_guard lock(mu_);
+    requests_.push_back(range);
+    pending_.push_back({range, std::move(done)});
+    cv_.notify_all();
+  }
+
+  // Completes every pending request (optionally failing them).
+  void ReleaseAll(Status fail = Status::Ok()) {
+    std::vector<std::pair<ByteRange, Done>> pending;
+    {
+      std::lock_guard lock(mu_);
+      pending.swap(pending_);
+    }
+    for (auto& [range, done] : pending) {
+      if (!fail.ok()) {
+        done(fail);
+      } else {
+        done(std::vector<uint8_t>(bytes_.begin() + static_cast<long>(range.offset),
+                                  bytes_.begin() + static_cast<long>(range.end())));
+      }
+    }
+  }
+
+  void WaitForRequests(size_t n) {
+    std::unique_lock lock(mu_);
+    cv_.wait_for(lock, std::chrono::seconds(10), [&] { return requests_.size() >= n; });
+  }
+
+  std::vector<ByteRange> requests() {
+    std::lock_guard lock(mu_);
+    return requests_;
+  }
+
+ private:
+  std::string bytes_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<ByteRange> requests_;
+  std::vector<std::pair<ByteRange, Done>> pending_;
+};
+
+std::string Pattern(size_t n) {
+  std::string s(n, '\0');
+  for (size_t i = 0; i < n; ++i) s[i] = static_cast<char>((i * 131 + i / 4096) & 0xff);
+  return s;
+}
+
+auto Later() { return std::chrono::steady_clock::now() + std::chrono::seconds(10); }
+
+std::string ReadLeaseBytes(const ReadLease& lease) {
+  std::string out(lease.length(), '\0');
+  if (lease.from_memory()) return std::string(lease.memory().begin(), lease.memory().end());
+  EXPECT_EQ(::pread(lease.fd(), out.data(), out.size(), static_cast<off_t>(lease.offset())),
+            static_cast<ssize_t>(out.size()));
+  return out;
+}
+
+struct CacheRig {
+  TempDir dir;
+  std::string bytes = Pattern((1 << 20) + 5000);
+  GatedSource source{bytes};
+  std::unique_ptr<VmCache> cache;
+
+  explicit CacheRig(uint64_t cache_size = 0) {
+    VmCacheOptions o{dir.path(), "vm-1", 64 * 1024, cache_size};
+    auto c = VmCache::Open(o, {{"disk.raw", bytes.size(), 1}}, &source);
+    EXPECT_TRUE(c.ok()) << c.status().ToString();
+    cache = std::move(c).value();
+  }
+  ImageCache& image() { return *cache->images()[0]; }
+};
+
+TEST(ImageCache, ConcurrentMissesOnTheSameChunksMakeOneCoalescedRequest) {
+  CacheRig rig;
+  constexpr int kThreads = 16;
+  std::vector<std::thread> threads;
+  std::atomic<int> good{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&] {
+      auto lease = rig.image().Acquire(1000, 200000, Later());  // chunks 0..3
+      if (lease.ok() && ReadLeaseBytes(*lease) == rig.bytes.substr(1000, 200000)) good++;
+    });
+  }
+  rig.source.WaitForRequests(1);
+  // Give the other threads a chance to pile onto the flight before it lands.
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  rig.source.ReleaseAll();
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(good.load(), kThreads);
+  auto reqs = rig.source.requests();
+  ASSERT_EQ(reqs.size(), 1u) << "single-flight violated";
+  EXPECT_EQ(reqs[0], (ByteRange{0, 4 * 65536}));
+  EXPECT_EQ(rig.image().stats().hits.load() + rig.image().stats().misses.load(), static_cast<uint64_t>(kThreads));
+}
+
+TEST(ImageCache, PartiallyCachedRangeFetchesOnlyTheGaps) {
+  CacheRig rig;
+  std::thread first([&] { ASSERT_TRUE(rig.image().Acquire(65536, 65536, Later()).ok()); });  // chunk 1
+  rig.source.WaitForRequests(1);
+  rig.source.ReleaseAll();
+  first.join();
+  std::thread second([&] {
+    auto lease = rig.image().Acquire(0, 4 * 65536, Later());
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ(ReadLeaseBytes(*lease), rig.bytes.substr(0, 4 * 65536));
+  });
+  rig.source.WaitForRequests(3);
+  rig.source.ReleaseAll();
+  second.join();
+  auto reqs = rig.source.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[1], (ByteRange{0, 65536}));
+  EXPECT_EQ(reqs[2], (ByteRange{2 * 65536, 2 * 65536}));
+}
+
+TEST(ImageCache, FailedFetchIsReportedToEveryWaiterAndNothingIsCached) {
+  CacheRig rig;
+  std::vector<std::thread> threads;
+  std::atomic<int> unavailable{0};
+  for (int t = 0; t < 4; ++t) {
+    threads.emplace_back([&] {
+      auto lease = rig.image().Acquire(0, 100, Later());
+      if (!lease.ok() && lease.status().code() == StatusCode::kUnavailable) unavailable++;
+    });
+  }
+  rig.source.WaitForRequests(1);
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  rig.source.ReleaseAll(Unavailable("storage host down"));
+  for (auto& th : threads) th.join();
+  // Threads that arrived after the failure started a new flight; release it too.
+  rig.source.ReleaseAll(Unavailable("storage host down"));
+  EXPECT_EQ(unavailable.load(), 4);
+  EXPECT_EQ(rig.image().cached_bytes(), 0u);
+}
+
+TEST(ImageCache, DeadlinePassingGivesTimeout) {
+  CacheRig rig;
+  auto lease = rig.image().Acquire(0, 100, std::chrono::steady_clock::now() + std::chrono::milliseconds(50));
+  ASSERT_FALSE(lease.ok());
+  EXPECT_EQ(lease.status().code(), StatusCode::kTimeout);
+  rig.source.ReleaseAll();  // the late reply is still cached for the next reader
+  EXPECT_EQ(rig.image().cached_bytes(), 65536u);
+}
+
+TEST(ImageCache, ReadsPastEndOfImageAreEmptyAndTailChunkIsShort) {
+  CacheRig rig;
+  auto eof = rig.image().Acquire(rig.bytes.size(), 4096, Later());
+  ASSERT_TRUE(eof.ok());
+  EXPECT_EQ(eof->length(), 0u);
+  std::thread t([&] {
+    auto lease = rig.image().Acquire(rig.bytes.size() - 10, 4096, Later());
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ(lease->length(), 10u);
+    EXPECT_EQ(ReadLeaseBytes(*lease), rig.bytes.substr(rig.bytes.size() - 10));
+  });
+  rig.source.WaitForRequests(1);
+  rig.source.ReleaseAll();
+  t.join();
+  EXPECT_EQ(rig.source.requests()[0], (ByteRange{16 * 65536, 5000}));
+}
+
+TEST(ImageCache, SequentialReadsTriggerGrowingReadahead) {
+  CacheRig rig;
+  rig.image().set_max_readahead_bytes(512 * 1024);
+  rig.image().NoteReadForReadahead(0, 65536, Later());  // first read: no stream yet
+  EXPECT_TRUE(rig.source.requests().empty());
+  rig.image().NoteReadForReadahead(65536, 65536, Later());  // sequential: fetch ahead
+  auto reqs = rig.source.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].offset, 2u * 65536);
+  rig.image().NoteReadForReadahead(2 * 65536, 65536, Later());
+  reqs = rig.source.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].offset, 4u * 65536) << "read-ahead must not refetch chunks already in flight";
+  rig.source.ReleaseAll();
+  EXPECT_GT(rig.image().stats().bytes_readahead.load(), 0u);
+}
+
+TEST(ImageCache, EvictionSkipsPinnedChunksAndPunchesHoles) {
+  CacheRig rig(/*cache_size=*/64 * 65536);
+  std::thread t([&] {
+    auto lease = rig.image().Acquire(0, rig.bytes.size(), Later());
+    ASSERT_TRUE(lease.ok());
+    // While the lease pins everything, nothing can be evicted.
+    EXPECT_EQ(rig.image().TryEvict(0), 0u);
+  });
+  rig.source.WaitForRequests(1);
+  rig.source.ReleaseAll();
+  t.join();
+  EXPECT_EQ(rig.image().TryEvict(3), 65536u);
+  EXPECT_EQ(rig.image().TryEvict(3), 0u) << "already gone";
+  EXPECT_EQ(rig.image().cached_bytes(), rig.bytes.size() - 65536);
+  // The evicted chunk reads as a hole on disk and is fetched again on demand.
+  std::thread again([&] {
+    auto lease = rig.image().Acquire(3 * 65536, 10, Later());
+    ASSERT_TRUE(lease.ok());
+    EXPECT_EQ(ReadLeaseBytes(*lease), rig.bytes.substr(3 * 65536, 10));
+  });
+  rig.source.WaitForRequests(2);
+  rig.source.ReleaseAll();
+  again.join();
+}
+
+TEST(ChunkIndex, CommittedChunksSurviveReopenAndIdentityChangesReset) {
+  TempDir dir;
+  std::string path = dir / "index.sqlite";
+  auto file = DataFile::Open(dir / "data", 1 << 20);
+  ASSERT_TRUE(file.ok());
+  {
+    auto index = ChunkIndex::Open(path);
+    ASSERT_TRUE(index.ok()) << index.status().ToString();
+    ImageRecord rec{"disk.raw", 1 << 20, 3, 65536};
+    ASSERT_TRUE((*index)->ResetImage(rec).ok());
+    (*index)->StartWriter();
+    ChunkRecord c{7, ComputeChunkDigest(std::vector<uint8_t>(10, 1)), ChunkOrigin::kDemand};
+    (*index)->EnqueuePut(*file, "disk.raw", c);
+    (*index)->EnqueuePut(*file, "disk.raw", {8, c.digest, ChunkOrigin::kReadahead});
+    (*index)->EnqueueDelete("disk.raw", 8);
+    ASSERT_TRUE((*index)->Flush().ok());
+  }
+  auto index = ChunkIndex::Open(path);
+  ASSERT_TRUE(index.ok());
+  auto images = (*index)->ListImages();
+  ASSERT_TRUE(images.ok());
+  ASSERT_EQ(images->size(), 1u);
+  EXPECT_EQ((*images)[0].generation, 3u);
+  auto chunks = (*index)->LoadChunks("disk.raw");
+  ASSERT_TRUE(chunks.ok());
+  ASSERT_EQ(chunks->size(), 1u);
+  EXPECT_EQ((*chunks)[0].idx, 7u);
+  ASSERT_TRUE((*index)->ResetImage({"disk.raw", 1 << 20, 4, 65536}).ok());
+  EXPECT_TRUE((*index)->LoadChunks("disk.raw")->empty());
+}
+
+TEST(ChunkIndex, RefusesAnIndexOfAnotherFormat) {
+  TempDir dir;
+  std::string path = dir / "index.sqlite";
+  { ASSERT_TRUE(ChunkIndex::Open(path).ok()); }
+  {
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("UPDATE meta SET value='99' WHERE key='format_version'").ok());
+  }
+  auto index = ChunkIndex::Open(path);
+  ASSERT_FALSE(index.ok());
+  EXPECT_EQ(index.status().code(), StatusCode::kCorruption);
+  EXPECT_NE(index.status().message().find("format version 99"), std::string::npos);
+}
+
+TEST(VmCache, ChangedGenerationDropsCachedBytesAndSecondDaemonIsRefused) {
+  TempDir dir;
+  std::string bytes = Pattern(300000);
+  GatedSource source(bytes);
+  VmCacheOptions o{dir.path(), "vm-1", 65536, 0};
+  {
+    auto cache = VmCache::Open(o, {{"disk.raw", bytes.size(), 1}}, &source);
+    ASSERT_TRUE(cache.ok());
+    auto second = VmCache::Open(o, {{"disk.raw", bytes.size(), 1}}, &source);
+    ASSERT_FALSE(second.ok());
+    EXPECT_EQ(second.status().code(), StatusCode::kUnavailable);
+    (*cache)->Start();
+    std::thread t([&] { ASSERT_TRUE((*cache)->images()[0]->Acquire(0, 100, Later()).ok()); });
+    source.WaitForRequests(1);
+    source.ReleaseAll();
+    t.join();
+  }
+  {
+    auto cache = VmCache::Open(o, {{"disk.raw", bytes.size(), 1}}, &source);
+    ASSERT_TRUE(cache.ok());
+    EXPECT_EQ((*cache)->images()[0]->cached_bytes(), 65536u) << "same generation: kept";
+  }
+  auto cache = VmCache::Open(o, {{"disk.raw", bytes.size(), 2}}, &source);
+  ASSERT_TRUE(cache.ok());
+  EXPECT_EQ((*cache)->images()[0]->cached_bytes(), 0u) << "new generation: stale bytes dropped";
+  auto listing = VmCache::CachedListing(o);
+  ASSERT_TRUE(listing.ok());
+  EXPECT_EQ((*listing)[0].generation, 2u);
+}
+
+TEST(LatencyHistogram, PercentilesAreUpperBoundsWithinOneBucket) {
+  LatencyHistogram h;
+  EXPECT_EQ(h.Percentile(0.5), 0u);
+  for (uint64_t v = 1; v <= 1000; ++v) h.Record(v);
+  uint64_t p50 = h.Percentile(0.5), p99 = h.Percentile(0.99);
+  EXPECT_GE(p50, 500u);
+  EXPECT_LE(p50, 500u * 9 / 8 + 1);
+  EXPECT_GE(p99, 990u);
+  EXPECT_LE(p99, 990u * 9 / 8 + 1);
+  h.Record(uint64_t{1} << 40);  // beyond the range: lands in the last bucket
+  EXPECT_EQ(h.count(), 1001u);
+}
+
+TEST(ImageListing, ParsesTheDocumentedShapeAndRejectsOthers) {
+  auto ok = ParseImageListing("vm", R"({"vm":"vm","images":[{"name":"a.raw","size":10,"generation":2}]})");
+  ASSERT_TRUE(ok.ok()) << ok.status().ToString();
+  EXPECT_EQ((*ok)[0].name, "a.raw");
+  EXPECT_EQ((*ok)[0].size, 10u);
+  for (const char* bad : {"", "[]", "{\"images\":{}}", R"({"images":[{"name":"a","size":-1,"generation":1}]})",
+                          R"({"images":[{"name":"../x","size":1,"generation":1}]})",
+                          R"({"images":[{"name":"a","size":"1","generation":1}]})"}) {
+    EXPECT_EQ(ParseImageListing("vm", bad).status().code(), StatusCode::kCorruption) << bad;
+  }
+}
+
+}  // namespace
+}  // namespace affinity::fs

@@ -1,0 +1,102 @@
+#include "tests/fs/read_path_fixture.h"
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <sys/xattr.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <nlohmann/json.hpp>
+
+#include "fetcher/https_client.h"
+
+namespace affinity::testing {
+
+ssize_t PreadAll(int fd, void* buf, size_t len, off_t off) {
+  size_t done = 0;
+  while (done < len) {
+    ssize_t n = ::pread(fd, static_cast<char*>(buf) + done, len - done, off + static_cast<off_t>(done));
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    if (n == 0) break;
+    done += static_cast<size_t>(n);
+  }
+  return static_cast<ssize_t>(done);
+}
+
+void ReadPathTest::SetUp() {
+  certs_ = GenerateCerts(dir_ / "certs");
+  root_ = dir_ / "root";
+  state_ = dir_ / "state";
+  cache_ = dir_ / "cache";
+  mnt_ = dir_ / "mnt";
+  for (const std::string& d : {root_, root_ + "/" + kVm, state_, mnt_}) ASSERT_EQ(::mkdir(d.c_str(), 0755), 0) << d;
+  WriteRandomFile(SourcePath("root.raw"), kRootSize, 42);
+  WriteRandomFile(SourcePath("data.raw"), kDataSize, 7);
+  root_bytes_ = ReadWholeFile(SourcePath("root.raw"));
+  data_bytes_ = ReadWholeFile(SourcePath("data.raw"));
+  ASSERT_EQ(root_bytes_.size(), kRootSize);
+}
+
+void ReadPathTest::TearDown() { server_.reset(); }
+
+void ReadPathTest::StartServer(std::vector<std::string> extra_args, bool other_ca_cert) {
+  StoragedOptions o;
+  o.root = root_;
+  o.state_dir = state_;
+  o.certs = &certs_;
+  o.extra_args = std::move(extra_args);
+  o.use_other_ca_server_cert = other_ca_cert;
+  server_ = std::make_unique<StoragedProcess>(o);
+  server_->Start();
+}
+
+std::unique_ptr<AffinityfsMount> ReadPathTest::MakeMount(std::vector<std::string> extra_args) {
+  MountOptions o;
+  o.mountpoint = mnt_;
+  o.storage_url = server_->url();
+  o.vm = kVm;
+  o.cache_dir = cache_;
+  o.certs = &certs_;
+  o.extra_args = std::move(extra_args);
+  return std::make_unique<AffinityfsMount>(o);
+}
+
+std::unique_ptr<AffinityfsMount> ReadPathTest::Mount(std::vector<std::string> extra_args) {
+  auto m = MakeMount(std::move(extra_args));
+  m->Start();
+  return m;
+}
+
+ServedCounters ReadPathTest::Served(const std::string& image) {
+  fetcher::ClientConfig cfg;
+  cfg.base_url = server_->url();
+  cfg.ca_file = certs_.ca_cert;
+  cfg.cert_file = certs_.client_cert;
+  cfg.key_file = certs_.client_key;
+  auto client = fetcher::HttpsClient::Create(cfg);
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  if (!client.ok()) return {};
+  fetcher::Request req;
+  req.path = "/v1/metrics";
+  req.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto outcome = (*client)->Fetch(req);
+  EXPECT_TRUE(outcome.status.ok()) << outcome.status.ToString();
+  if (!outcome.status.ok()) return {};
+  auto doc = nlohmann::json::parse(outcome.response.body.begin(), outcome.response.body.end());
+  std::string key = std::string(kVm) + "/" + image;
+  if (!doc["images"].contains(key)) return {};
+  return {doc["images"][key]["requests"].get<uint64_t>(), doc["images"][key]["bytes"].get<uint64_t>()};
+}
+
+std::string ReadPathTest::Xattr(const std::string& path, const std::string& name) {
+  char buf[256];
+  ssize_t n = ::getxattr(path.c_str(), ("user.affinity." + name).c_str(), buf, sizeof buf);
+  EXPECT_GE(n, 0) << "getxattr " << name << " on " << path << ": " << std::strerror(errno);
+  return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+}  // namespace affinity::testing

@@ -1,0 +1,186 @@
+// Read path end to end: real storage host, real mount, real reads.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <barrier>
+#include <cstdio>
+#include <random>
+#include <cstring>
+#include <thread>
+
+#include "tests/fs/read_path_fixture.h"
+
+namespace affinity::testing {
+namespace {
+
+class FdCloser {
+ public:
+  explicit FdCloser(int fd) : fd_(fd) {}
+  ~FdCloser() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  int get() const { return fd_; }
+
+ private:
+  int fd_;
+};
+
+std::string RunCommand(const std::string& cmd) {
+  std::string out;
+  FILE* p = ::popen(cmd.c_str(), "r");
+  if (p == nullptr) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+TEST_F(ReadPathTest, RandomReadsAreByteExactAcrossChunksAndPastEof) {
+  StartServer();
+  auto mount = Mount({"--chunk-size", "64K"});
+  FdCloser fd(::open(MountPath("root.raw").c_str(), O_RDONLY));
+  ASSERT_GE(fd.get(), 0);
+  struct stat st{};
+  ASSERT_EQ(::fstat(fd.get(), &st), 0);
+  EXPECT_EQ(static_cast<uint64_t>(st.st_size), kRootSize);
+
+  std::mt19937_64 rng(20261124);  // fixed seed: failures reproduce
+  std::vector<char> buf(3 << 20);
+  for (int i = 0; i < 300; ++i) {
+    uint64_t off = rng() % (kRootSize + 100000);  // some start past EOF
+    size_t len = 1 + rng() % (i % 10 == 0 ? buf.size() : 200000);
+    ssize_t n = PreadAll(fd.get(), buf.data(), len, static_cast<off_t>(off));
+    uint64_t expect = off >= kRootSize ? 0 : std::min<uint64_t>(len, kRootSize - off);
+    ASSERT_EQ(n, static_cast<ssize_t>(expect)) << "read " << len << " at " << off;
+    ASSERT_EQ(0, std::memcmp(buf.data(), root_bytes_.data() + std::min<uint64_t>(off, kRootSize), expect))
+        << "bytes differ for read " << len << " at " << off;
+  }
+  // The other image too, in one pass.
+  std::string data = ReadWholeFile(MountPath("data.raw"));
+  EXPECT_TRUE(data == data_bytes_);
+}
+
+TEST_F(ReadPathTest, SixteenThreadsOnColdChunksFetchEachChunkOnce) {
+  StartServer();
+  auto mount = Mount({"--chunk-size", "64K", "--readahead", "0"});
+  constexpr int kThreads = 16;
+  constexpr uint64_t kRegion = 2 << 20;
+  std::barrier start(kThreads);
+  std::vector<std::thread> threads;
+  std::atomic<int> mismatches{0};
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      FdCloser fd(::open(MountPath("root.raw").c_str(), O_RDONLY));
+      std::vector<char> buf(kRegion);
+      start.arrive_and_wait();
+      // Different read sizes and orders over the same cold region.
+      size_t step = (t % 4 + 1) * 16384;
+      for (uint64_t off = 0; off < kRegion; off += step) {
+        uint64_t pos = t % 2 == 0 ? off : kRegion - step - off + (kRegion % step);
+        ssize_t n = PreadAll(fd.get(), buf.data(), step, static_cast<off_t>(pos));
+        if (n != static_cast<ssize_t>(step) || std::memcmp(buf.data(), root_bytes_.data() + pos, step) != 0) {
+          mismatches++;
+        }
+      }
+    });
+  }
+  for (auto& th : threads) th.join();
+  EXPECT_EQ(mismatches.load(), 0);
+  ServedCounters served = Served("root.raw");
+  uint64_t cached = std::stoull(Xattr(MountPath("root.raw"), "cached_bytes"));
+  // Every byte the server sent is in the cache exactly once: no chunk was fetched twice.
+  EXPECT_EQ(served.bytes, cached);
+  EXPECT_GE(cached, kRegion);
+  EXPECT_LE(served.requests, cached / (64 << 10)) << "at most one request per chunk";
+  EXPECT_EQ(std::stoull(Xattr(MountPath("root.raw"), "bytes_fetched")), served.bytes);
+}
+
+TEST_F(ReadPathTest, AdjacentMissesAreCoalescedIntoOneRangeRequest) {
+  StartServer();
+  auto mount = Mount({"--chunk-size", "64K", "--readahead", "0"});
+  FdCloser fd(::open(MountPath("data.raw").c_str(), O_RDONLY | O_DIRECT));
+  ASSERT_GE(fd.get(), 0);
+  std::vector<char> buf(1 << 20);
+  // One 1 MiB read = 16 cold 64 KiB chunks; the kernel sends it as one FUSE read.
+  ASSERT_EQ(PreadAll(fd.get(), buf.data(), buf.size(), 0), static_cast<ssize_t>(buf.size()));
+  EXPECT_EQ(0, std::memcmp(buf.data(), data_bytes_.data(), buf.size()));
+  ServedCounters served = Served("data.raw");
+  EXPECT_EQ(served.bytes, 1u << 20);
+  EXPECT_EQ(served.requests, 1u);
+}
+
+TEST_F(ReadPathTest, RemountServesCachedDataWithoutFetching) {
+  StartServer();
+  {
+    auto mount = Mount();
+    EXPECT_TRUE(ReadWholeFile(MountPath("root.raw")) == root_bytes_);
+    mount->Unmount();
+  }
+  ServedCounters before = Served("root.raw");
+  EXPECT_GE(before.bytes, kRootSize);
+  auto mount = Mount();
+  EXPECT_TRUE(ReadWholeFile(MountPath("root.raw")) == root_bytes_);
+  ServedCounters after = Served("root.raw");
+  EXPECT_EQ(after.requests, before.requests) << "remount fetched again";
+  EXPECT_EQ(after.bytes, before.bytes);
+  EXPECT_EQ(Xattr(MountPath("root.raw"), "misses"), "0");
+  EXPECT_NE(Xattr(MountPath("root.raw"), "hits"), "0");
+  EXPECT_EQ(Xattr(MountPath("root.raw"), "hit_ratio"), "1.0000");
+}
+
+TEST_F(ReadPathTest, XattrsAreListedByGetfattrAndMatchWhatWasRead) {
+  StartServer();
+  auto mount = Mount({"--chunk-size", "128K"});
+  std::string bytes = ReadWholeFile(MountPath("data.raw"));
+  ASSERT_TRUE(bytes == data_bytes_);
+  std::string out = RunCommand("getfattr -d -m '^user\\.affinity\\.' '" + MountPath("data.raw") + "' 2>&1");
+  for (const char* name :
+       {"hits", "misses", "hit_ratio", "bytes_from_cache", "bytes_fetched", "cached_bytes", "chunk_size",
+        "miss_latency_p50_us", "miss_latency_p99_us", "fetch_errors", "generation"}) {
+    EXPECT_NE(out.find(std::string("user.affinity.") + name + "="), std::string::npos) << name << " in\n" << out;
+  }
+  ServedCounters served = Served("data.raw");
+  EXPECT_EQ(Xattr(MountPath("data.raw"), "cached_bytes"), std::to_string(kDataSize));
+  EXPECT_EQ(Xattr(MountPath("data.raw"), "bytes_fetched"), std::to_string(served.bytes));
+  EXPECT_EQ(Xattr(MountPath("data.raw"), "chunk_size"), "131072");
+  EXPECT_EQ(Xattr(MountPath("data.raw"), "fetch_errors"), "0");
+  EXPECT_NE(Xattr(MountPath("data.raw"), "misses"), "0");
+  EXPECT_GT(std::stoull(Xattr(MountPath("data.raw"), "miss_latency_p99_us")), 0u);
+  // Root: totals over both images.
+  std::string root_out = RunCommand("getfattr -d -m '^user\\.affinity\\.' '" + mnt_ + "' 2>&1");
+  EXPECT_NE(root_out.find("user.affinity.storage_url=\"" + server_->url() + "\""), std::string::npos) << root_out;
+  EXPECT_EQ(Xattr(mnt_, "cached_bytes"), std::to_string(kDataSize));
+  EXPECT_EQ(Xattr(mnt_, "images"), "2");
+}
+
+TEST_F(ReadPathTest, CacheSizeLimitEvictsLeastRecentlyUsedChunks) {
+  StartServer();
+  constexpr uint64_t kLimit = 4 << 20;  // 64 chunks of 64 KiB; the image is 8 MiB
+  auto mount = Mount({"--chunk-size", "64K", "--cache-size", "4M", "--readahead", "0"});
+  EXPECT_TRUE(ReadWholeFile(MountPath("root.raw")) == root_bytes_);
+  // The evictor runs in the background; wait (bounded) until it catches up.
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::stoull(Xattr(MountPath("root.raw"), "cached_bytes")) > kLimit &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_LE(std::stoull(Xattr(MountPath("root.raw"), "cached_bytes")), kLimit);
+  EXPECT_GT(std::stoull(Xattr(MountPath("root.raw"), "evicted_bytes")), 0u);
+  struct stat st{};
+  ASSERT_EQ(::stat((cache_ + "/vm-42/data/root.raw").c_str(), &st), 0);
+  EXPECT_LE(static_cast<uint64_t>(st.st_blocks) * 512, kLimit + (256 << 10)) << "holes were not punched";
+  // The most recently read tail is still cached; the head was evicted and is fetched again.
+  ServedCounters before = Served("root.raw");
+  FdCloser fd(::open(MountPath("root.raw").c_str(), O_RDONLY | O_DIRECT));
+  std::vector<char> buf(65536);
+  ASSERT_EQ(PreadAll(fd.get(), buf.data(), buf.size(), static_cast<off_t>(kRootSize - 12345 - 65536)), 65536);
+  EXPECT_EQ(Served("root.raw").requests, before.requests) << "the tail should have stayed cached";
+  ASSERT_EQ(PreadAll(fd.get(), buf.data(), buf.size(), 0), 65536);
+  EXPECT_EQ(0, std::memcmp(buf.data(), root_bytes_.data(), 65536));
+  EXPECT_GT(Served("root.raw").requests, before.requests) << "the head should have been evicted";
+}
+
+}  // namespace
+}  // namespace affinity::testing
