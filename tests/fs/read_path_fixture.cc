@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <cstring>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "fetcher/https_client.h"
 
@@ -52,6 +53,7 @@ void ReadPathTest::StartServer(std::vector<std::string> extra_args, bool other_c
   o.use_other_ca_server_cert = other_ca_cert;
   server_ = std::make_unique<StoragedProcess>(o);
   server_->Start();
+  if (HasFatalFailure()) throw std::runtime_error("storage host did not start");
 }
 
 std::unique_ptr<AffinityfsMount> ReadPathTest::MakeMount(std::vector<std::string> extra_args) {
@@ -68,6 +70,9 @@ std::unique_ptr<AffinityfsMount> ReadPathTest::MakeMount(std::vector<std::string
 std::unique_ptr<AffinityfsMount> ReadPathTest::Mount(std::vector<std::string> extra_args) {
   auto m = MakeMount(std::move(extra_args));
   m->Start();
+  // Start() reports a failed mount as a fatal failure; stop the test here
+  // rather than run it against an empty directory (gtest reports the throw).
+  if (HasFatalFailure()) throw std::runtime_error("mount failed");
   return m;
 }
 

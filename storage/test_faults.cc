@@ -1,0 +1,30 @@
+#include "storage/test_faults.h"
+
+#include <charconv>
+
+namespace affinity::storage {
+
+Status TestFaults::Add(const std::string& spec) {
+  constexpr std::string_view kCorrupt = "corrupt-body:";
+  if (spec.rfind(kCorrupt, 0) == 0) {
+    int64_t n = 0;
+    std::string_view num = std::string_view(spec).substr(kCorrupt.size());
+    auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
+    if (ec != std::errc() || p != num.data() + num.size() || n < 0) {
+      return InvalidArgument("--test-fault " + spec + ": expected corrupt-body:N with N >= 0");
+    }
+    corrupt_left_ += n;
+    return Status::Ok();
+  }
+  return InvalidArgument("unknown --test-fault '" + spec + "' (known: corrupt-body:N)");
+}
+
+bool TestFaults::TakeCorruption() {
+  int64_t left = corrupt_left_.load();
+  while (left > 0) {
+    if (corrupt_left_.compare_exchange_weak(left, left - 1)) return true;
+  }
+  return false;
+}
+
+}  // namespace affinity::storage
