@@ -50,6 +50,7 @@ int main(int argc, char** argv) {
   int max_connections = 512;
   CLI::App app{"affinity-storaged: serves VM image directories over mutual-TLS HTTPS"};
   app.set_version_flag("--version", "affinity-storaged 0.1.0");
+  app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--root", root, "Directory holding <vm>/<image> files")->required()->check(CLI::ExistingDirectory);
   app.add_option("--listen", listen, "HOST:PORT to listen on (PORT 0: any free port)")->required();
   app.add_option("--tls-cert", cert, "Server certificate chain (PEM)")->required();
@@ -59,7 +60,8 @@ int main(int argc, char** argv) {
   app.add_option("--ready-file", ready_file, "Write the bound port here once listening");
   app.add_option("--max-connections", max_connections, "Open connections at most")->check(CLI::Range(1, 100000));
   app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
-  app.add_option("--test-fault", faults_specs, "TEST ONLY: inject a fault (corrupt-body:N)");
+  app.add_option("--test-fault", faults_specs, "TEST ONLY: inject a fault (corrupt-body:N)")
+      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   app.add_option("--test-delay-ms", delay_ms, "TEST ONLY: delay every data request (emulated RTT)")
       ->check(CLI::Range(0.0, 10000.0));
   try {

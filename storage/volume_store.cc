@@ -58,8 +58,12 @@ Result<int> VolumeStore::OpenVmDir(const std::string& vm) const {
   if (!s.ok()) return s;
   int fd = ::openat(root_fd_, vm.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
   if (fd >= 0) return fd;
-  if (errno == ELOOP) return PermissionDenied("vm '" + vm + "' is a symbolic link; refused");
-  if (errno == ENOENT || errno == ENOTDIR) return NotFound("vm '" + vm + "' not found");
+  int err = errno;
+  struct stat st{};
+  bool is_link = ::fstatat(root_fd_, vm.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+  if (err == ELOOP || is_link) return PermissionDenied("vm '" + vm + "' is a symbolic link; refused");
+  if (err == ENOENT || err == ENOTDIR) return NotFound("vm '" + vm + "' not found");
+  errno = err;
   return ErrnoStatus(errno, "open vm " + vm);
 }
 
