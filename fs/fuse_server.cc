@@ -291,6 +291,7 @@ Status FuseServer::Mount() {
   for (std::string& a : args) argv.push_back(a.data());
   fuse_args fargs = FUSE_ARGS_INIT(static_cast<int>(argv.size()), argv.data());
   session_ = fuse_session_new(&fargs, &kOps, sizeof kOps, this);
+  fuse_opt_free_args(&fargs);  // libfuse may have copied argv to add its own arguments
   if (session_ == nullptr) {
     return InvalidArgument("libfuse rejected the mount options (see the message above): " + base);
   }

@@ -1,0 +1,14 @@
+// affinityctl: operator and orchestration CLI. One file per subcommand.
+#include <CLI/CLI.hpp>
+
+#include "ctl/stats_command.h"
+
+int main(int argc, char** argv) {
+  CLI::App app{"affinityctl: control and inspect affinityfs"};
+  app.set_version_flag("--version", "affinityctl 0.1.0");
+  app.require_subcommand(1);
+  int exit_code = 0;
+  affinity::ctl::AddStatsCommand(app, exit_code);
+  CLI11_PARSE(app, argc, argv);
+  return exit_code;
+}
