@@ -386,14 +386,18 @@ void ImageCache::NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline
                       offset <= readahead_next_ + kSequentialSlackBytes;
     uint64_t end = offset + length;
     if (!sequential) {
-      readahead_window_ = 0;
+      readahead_stream_bytes_ = 0;
       readahead_next_ = end;
       return;
     }
+    // The window grows with the stream: a stream that has read N bytes gets
+    // up to N bytes fetched ahead (at least two chunks, at most the maximum),
+    // so a short sequential burst costs little and a long scan runs at full speed.
+    readahead_stream_bytes_ += length;
     readahead_next_ = std::max(readahead_next_, end);
-    readahead_window_ = std::min<uint64_t>(max_window, std::max<uint64_t>(readahead_window_ * 2, 2 * record_.chunk_size));
+    uint64_t window = std::min<uint64_t>(max_window, std::max<uint64_t>(readahead_stream_bytes_, 2 * record_.chunk_size));
     uint64_t from = readahead_next_;
-    uint64_t to = std::min(record_.size, from + readahead_window_);
+    uint64_t to = std::min(record_.size, from + window);
     if (from >= to) return;
     PlanRunsLocked(static_cast<uint32_t>(from / record_.chunk_size),
                    static_cast<uint32_t>((to - 1) / record_.chunk_size), ChunkOrigin::kReadahead,

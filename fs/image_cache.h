@@ -95,8 +95,8 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   // (kUnavailable, kPermissionDenied, kCorruption, ...) when it failed.
   Result<ReadLease> Acquire(uint64_t offset, uint64_t length, Deadline deadline);
 
-  // Called after each read: detects sequential streams and fetches ahead of
-  // them with a window that doubles up to `max_window_bytes`.
+  // Called for each read: detects sequential streams and fetches ahead of
+  // them with a window as long as the stream so far, up to the maximum.
   void NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline deadline);
   void set_max_readahead_bytes(uint64_t bytes) { max_readahead_bytes_ = bytes; }
 
@@ -149,7 +149,7 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   std::unordered_map<uint32_t, std::shared_ptr<Flight>> inflight_;  // guarded by mu_
   std::unordered_map<uint32_t, uint32_t> pins_;                 // guarded by mu_
   uint64_t readahead_next_ = UINT64_MAX;                        // guarded by mu_
-  uint64_t readahead_window_ = 0;                               // guarded by mu_
+  uint64_t readahead_stream_bytes_ = 0;                         // guarded by mu_
 };
 
 }  // namespace affinity::fs
