@@ -39,15 +39,16 @@ for r in $(seq 1 "$runs"); do
   [ "$r" = "$runs" ] || umount_affinityfs "$work/mnt"
 done
 
-# Fully cached now. Page cache dropped before every job (fio --invalidate=1).
+# Fully cached now. Before every job the kernel page cache of both the FUSE
+# file and the cache data file is dropped, so both sides read from disk.
 data="$work/cache/vm-1/data/disk.raw"
 seq_mount=() seq_direct=() rnd_mount=() rnd_direct=()
 for r in $(seq 1 "$runs"); do
-  drop_cache "$work/mnt/disk.raw"
+  drop_cache "$work/mnt/disk.raw"; drop_cache "$data"
   seq_mount+=("$(fio_run "$work/mnt/disk.raw" read 1M "${size_mib}M" | cut -d' ' -f1)")
   drop_cache "$data"
   seq_direct+=("$(fio_run "$data" read 1M "${size_mib}M" | cut -d' ' -f1)")
-  drop_cache "$work/mnt/disk.raw"
+  drop_cache "$work/mnt/disk.raw"; drop_cache "$data"
   rnd_mount+=("$(fio_run "$work/mnt/disk.raw" randread 4k "${size_mib}M" "--number_ios=20000" | cut -d' ' -f2)")
   drop_cache "$data"
   rnd_direct+=("$(fio_run "$data" randread 4k "${size_mib}M" "--number_ios=20000" | cut -d' ' -f2)")

@@ -57,6 +57,29 @@ TEST_F(ReadPathTest, StorageHostKilledMidReadGivesEioAfterTimeoutThenRecovers) {
   ::close(fd);
 }
 
+TEST_F(ReadPathTest, StorageHostKilledWhileARequestIsInFlight) {
+  // The server holds each image reply for 300 ms, so the kill lands while the
+  // read's request is outstanding; the read must end with EIO, not hang.
+  StartServer({"--test-delay-ms", "300"});
+  auto mount = Mount({"--chunk-size", "64K", "--timeout", "2", "--readahead", "0"});
+  int fd = OpenRead(MountPath("root.raw"));
+  ASSERT_GE(fd, 0);
+  std::vector<char> buf(1 << 20);
+  ssize_t result = 0;
+  std::thread reader([&] { result = PreadAll(fd, buf.data(), buf.size(), 2 << 20); });
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(5);
+  while (Xattr(MountPath("root.raw"), "inflight_fetches") == "0" && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  server_->Kill();
+  reader.join();
+  EXPECT_EQ(result, -EIO);
+  server_->Start();
+  ASSERT_EQ(PreadAll(fd, buf.data(), buf.size(), 2 << 20), static_cast<ssize_t>(buf.size()));
+  EXPECT_EQ(0, std::memcmp(buf.data(), root_bytes_.data() + (2 << 20), buf.size()));
+  ::close(fd);
+}
+
 TEST_F(ReadPathTest, CorruptResponseBodyIsNeverServed) {
   // The server flips a byte in the next response after computing its digest
   // (a named test fault: there is no other way to make a real server lie).

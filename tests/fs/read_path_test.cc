@@ -182,5 +182,40 @@ TEST_F(ReadPathTest, CacheSizeLimitEvictsLeastRecentlyUsedChunks) {
   EXPECT_GT(Served("root.raw").requests, before.requests) << "the head should have been evicted";
 }
 
+TEST_F(ReadPathTest, MountCommandWithFuseAffinityfsTypeUsesTheHelper) {
+  if (::geteuid() != 0) GTEST_SKIP() << "mount(8) needs root";
+  // mount(8) runs /sbin/mount.fuse.affinityfs for -t fuse.affinityfs.
+  const std::string link = "/sbin/mount.fuse.affinityfs";
+  struct stat st{};
+  bool installed_here = false;
+  if (::lstat(link.c_str(), &st) != 0) {
+    ASSERT_EQ(::symlink(AFFINITY_SOURCE_DIR "/mount-helpers/mount.affinityfs", link.c_str()), 0) << std::strerror(errno);
+    installed_here = true;
+  }
+  struct Uninstall {
+    bool active;
+    std::string path;
+    ~Uninstall() {
+      if (active) ::unlink(path.c_str());
+    }
+  } uninstall{installed_here, link};
+  StartServer();
+  std::string options = "storage=" + server_->url() + ",cache_dir=" + cache_ + ",ca_file=" + certs_.ca_cert +
+                        ",cert=" + certs_.client_cert + ",key=" + certs_.client_key + ",chunk_size=128K,_netdev";
+  std::string cmd = "AFFINITYFS_BIN=" + BinaryPath("affinityfs") + " mount -t fuse.affinityfs vm-42 '" + mnt_ +
+                    "' -o '" + options + "' 2>&1";
+  std::string out = RunCommand(cmd);
+  struct Unmount {
+    std::string path;
+    ~Unmount() {
+      if (IsMounted(path)) std::system(("fusermount3 -u -z '" + path + "'").c_str());
+    }
+  } unmount{mnt_};
+  ASSERT_TRUE(IsMounted(mnt_)) << out;
+  EXPECT_TRUE(ReadWholeFile(MountPath("data.raw")) == data_bytes_);
+  EXPECT_EQ(Xattr(MountPath("data.raw"), "chunk_size"), "131072");
+  EXPECT_EQ(std::system(("fusermount3 -u '" + mnt_ + "'").c_str()), 0);
+}
+
 }  // namespace
 }  // namespace affinity::testing
