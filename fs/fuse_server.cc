@@ -194,6 +194,17 @@ void OnStatfs(fuse_req_t req, fuse_ino_t) {
   fuse_reply_statfs(req, &sv);
 }
 
+// The xattr reply protocol: size 0 asks for the length, a short buffer is ERANGE.
+void ReplyXattr(fuse_req_t req, const std::string& value, size_t size) {
+  if (size == 0) {
+    fuse_reply_xattr(req, value.size());
+  } else if (size < value.size()) {
+    fuse_reply_err(req, ERANGE);
+  } else {
+    fuse_reply_buf(req, value.data(), value.size());
+  }
+}
+
 XattrList XattrsOf(FuseServer* server, fuse_ino_t ino) {
   if (ino == kRootIno) return RootXattrs(server->cache(), server->options().storage_url);
   return ImageXattrs(*ImageOf(server, ino));
@@ -211,13 +222,7 @@ void OnGetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, size_t size) {
   }
   for (const auto& [key, value] : XattrsOf(server, ino)) {
     if (key != name) continue;
-    if (size == 0) {
-      fuse_reply_xattr(req, value.size());
-    } else if (size < value.size()) {
-      fuse_reply_err(req, ERANGE);
-    } else {
-      fuse_reply_buf(req, value.data(), value.size());
-    }
+    ReplyXattr(req, value, size);
     return;
   }
   fuse_reply_err(req, ENODATA);
@@ -234,13 +239,7 @@ void OnListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
     names += kv.first;
     names += '\0';
   }
-  if (size == 0) {
-    fuse_reply_xattr(req, names.size());
-  } else if (size < names.size()) {
-    fuse_reply_err(req, ERANGE);
-  } else {
-    fuse_reply_buf(req, names.data(), names.size());
-  }
+  ReplyXattr(req, names, size);
 }
 
 void OnSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) { fuse_reply_err(req, EROFS); }
