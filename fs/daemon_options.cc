@@ -4,6 +4,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <filesystem>
 
 #include "common/names.h"
 
@@ -55,6 +56,11 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
     return InvalidArgument(e.what());
   }
   if (o.debug) o.foreground = true;
+  // The daemon changes directory to "/" when it goes to the background, so
+  // every path is made absolute now, relative to where it was started.
+  for (std::string* path : {&o.mountpoint, &o.cache_dir, &o.ca_file, &o.cert_file, &o.key_file, &o.log_file}) {
+    if (!path->empty()) *path = std::filesystem::absolute(*path).lexically_normal().string();
+  }
 
   struct stat st{};
   if (::stat(o.mountpoint.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {

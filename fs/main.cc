@@ -5,6 +5,7 @@
 // parent waits on a pipe until the child has mounted (exit 0) or failed (the
 // child's message, exit 1), so `affinityfs ...; ls MOUNTPOINT` just works.
 #include <fcntl.h>
+#include <malloc.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -147,6 +148,11 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Range bodies are a few MiB each. By default glibc serves such blocks with
+  // a fresh mmap and unmaps them on free, so every response page-faults its
+  // whole buffer in again; keep them in the heap for reuse instead.
+  mallopt(M_MMAP_THRESHOLD, 64 << 20);
+  mallopt(M_TRIM_THRESHOLD, 256 << 20);
   auto options = affinity::fs::ParseDaemonOptions(argc, argv);
   if (!options.ok()) {
     if (options.status().code() == StatusCode::kCancelled) {
