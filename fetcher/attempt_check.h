@@ -1,13 +1,22 @@
 // CheckAttempt: the verdict on one finished HTTP attempt.
 //
 // Turns what curl and the server produced into either "good" or a typed
-// AttemptFailure with a message that names the root cause: the curl error and
-// its detail, the server's machine-readable reason (Affinity-Error header /
-// JSON "reason"), or the integrity check that failed. Range replies must be
-// 206 with a Content-Range starting where we asked and a sha-256
-// Content-Digest matching the body; a server may clamp the end at EOF.
+// AttemptFailure whose message names the root cause: the curl error with
+// curl's own detail (CURLOPT_ERRORBUFFER), the server's machine-readable
+// reason (Affinity-Error header and JSON {"error","reason"} body), or the
+// integrity check that failed. Retry branches on AttemptFailure::error only.
 //
-// Thread safety: a pure function.
+// Rules (docs/protocol.md):
+//  * 5xx -> kServerError (retryable); 4xx -> kClientError (final).
+//  * Range request: 206 with a Content-Range that starts where we asked and
+//    ends at or before our end (the server clamps at EOF); body exactly that
+//    long (fewer bytes: kShortBody, more: kProtocol); a sha-256
+//    Content-Digest that matches the body (absent/malformed: kProtocol,
+//    different: kDigestMismatch).
+//  * Whole-object request: 200; a Content-Digest is optional but checked when
+//    present.
+//
+// Thread safety: pure functions.
 #pragma once
 
 #include <curl/curl.h>
@@ -21,20 +30,28 @@
 
 namespace affinity::fetcher {
 
+// What one attempt produced, as captured by CurlAttempt (curl_transfer.h).
 struct AttemptResult {
   CURLcode curl_code = CURLE_OK;
-  std::string curl_detail;  // CURLOPT_ERRORBUFFER
+  std::string curl_detail;  // CURLOPT_ERRORBUFFER; may be empty
   long http_status = 0;
   std::string content_range, content_digest, content_type, affinity_error;
-  const std::vector<uint8_t>* body = nullptr;
+  bool body_too_long = false;  // the server sent more than the range asked for; we stopped reading
+  const std::vector<uint8_t>* body = nullptr;  // never null once captured
 };
 
 struct AttemptFailure {
-  FetchError error;
+  FetchError error = FetchError::kConnect;
   int http_status = 0;
   std::string message;
 };
 
+// Classifies a failed curl transfer (code != CURLE_OK). `detail` is curl's
+// error buffer; `ca_file` is named in trust failures so the user knows which
+// file to fix.
+AttemptFailure ClassifyCurlError(CURLcode code, const std::string& detail, const std::string& ca_file);
+
+// nullopt: the attempt succeeded and the body may be used.
 std::optional<AttemptFailure> CheckAttempt(const Request& request, const AttemptResult& result,
                                            const std::string& ca_file);
 

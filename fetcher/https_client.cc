@@ -1,18 +1,41 @@
+// The fetch loop.
+//
+// One thread owns the CURLM and everything below "owned by the loop thread".
+// Each turn it:
+//   1. takes newly submitted requests (the only state shared with other
+//      threads, under mu_) and queues them by priority;
+//   2. requeues requests whose backoff wait is over (waiting_, a timer list
+//      ordered by start time) and fails queued requests whose deadline passed;
+//   3. starts queued requests while RequestQueue allows (demand reservation);
+//   4. drives curl (curl_multi_perform) and judges every finished attempt:
+//      success -> callback; final failure -> callback; retryable -> waiting_
+//      with a jittered backoff clipped to the deadline, or give up;
+//   5. sleeps in curl_multi_poll until socket activity, curl's own timers,
+//      the next backoff or queued deadline, or curl_multi_wakeup (Submit and
+//      the destructor). If step 4 finished anything it skips the sleep so a
+//      freed connection is used at once.
+// No lock is held while a callback runs, so callbacks may Submit again.
 #include "fetcher/https_client.h"
 
 #include <curl/curl.h>
+#include <fcntl.h>
 #include <spdlog/spdlog.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
-#include <cctype>
+#include <cerrno>
+#include <cstring>
 #include <future>
-#include <list>
+#include <map>
 #include <mutex>
+#include <random>
 #include <thread>
+#include <unordered_map>
 
 #include "fetcher/attempt_check.h"
+#include "fetcher/curl_transfer.h"
 #include "fetcher/request_queue.h"
 #include "fetcher/retry_policy.h"
 
@@ -20,6 +43,13 @@ namespace affinity::fetcher {
 namespace {
 
 using Clock = std::chrono::steady_clock;
+using std::chrono::milliseconds;
+
+// The loop wakes at least this often even when nothing is due (belt and braces:
+// every real wake-up has its own trigger).
+constexpr milliseconds kMaxPollWait{1000};
+// A retry is not started with less than this left before the deadline.
+constexpr milliseconds kMinAttemptTime{50};
 
 // curl_global_init is not thread-safe; do it once, before any client exists.
 void GlobalInitOnce() {
@@ -27,19 +57,29 @@ void GlobalInitOnce() {
   std::call_once(once, [] { curl_global_init(CURL_GLOBAL_DEFAULT); });
 }
 
-std::string Lower(std::string_view s) {
-  std::string out(s);
-  for (char& c : out) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
-  return out;
+std::string Seconds(Clock::duration d) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", std::chrono::duration<double>(d).count());
+  return buf;
 }
 
-std::string Trim(std::string_view s) {
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.front()))) s.remove_prefix(1);
-  while (!s.empty() && std::isspace(static_cast<unsigned char>(s.back()))) s.remove_suffix(1);
-  return std::string(s);
+bool IsIntegrityFailure(FetchError e) {
+  return e == FetchError::kDigestMismatch || e == FetchError::kShortBody || e == FetchError::kProtocol;
 }
 
-double SecondsSince(Clock::time_point t) { return std::chrono::duration<double>(Clock::now() - t).count(); }
+// kInvalidArgument unless `path` names a readable regular file.
+Status CheckReadableFile(const char* what, const std::string& path) {
+  if (path.empty()) return InvalidArgument(std::string(what) + " is not set");
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return InvalidArgument(std::string(what) + " '" + path + "' is not readable: " + std::strerror(errno));
+  }
+  struct stat st {};
+  bool regular = ::fstat(fd, &st) == 0 && S_ISREG(st.st_mode);
+  ::close(fd);
+  if (!regular) return InvalidArgument(std::string(what) + " '" + path + "' is not a regular file");
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -48,16 +88,10 @@ struct Transfer {
   Request request;
   Callback done;
   Clock::time_point submitted = Clock::now();
-  Clock::time_point retry_at{};
   int attempts = 0;
-  std::string first_error;
-  AttemptFailure last{FetchError::kConnect, 0, ""};
-
-  // Per attempt:
-  CURL* easy = nullptr;
-  std::vector<uint8_t> body;
-  AttemptResult result;
-  char errbuf[CURL_ERROR_SIZE] = {};
+  bool only_integrity_failures = true;  // every failed attempt failed an integrity check
+  std::optional<AttemptFailure> first, last;
+  CurlAttempt attempt;  // the current (or last) attempt
 };
 using TransferPtr = std::unique_ptr<Transfer>;
 
@@ -66,19 +100,23 @@ class HttpsClient::Impl {
   explicit Impl(ClientConfig config)
       : config_(std::move(config)),
         queue_(config_.max_connections, config_.reserved_demand_connections),
-        retry_(config_.initial_backoff, config_.max_backoff, static_cast<uint64_t>(::getpid()) ^ 0x9e3779b97f4a7c15ull) {}
+        pool_(std::make_unique<EasyPool>(static_cast<size_t>(config_.max_connections))),
+        retry_(config_.initial_backoff, config_.max_backoff,
+               (static_cast<uint64_t>(std::random_device{}()) << 32) ^ static_cast<uint64_t>(::getpid()),
+               kMinAttemptTime) {}
 
   Status Init() {
     GlobalInitOnce();
     multi_ = curl_multi_init();
     share_ = curl_share_init();
-    if (multi_ == nullptr || share_ == nullptr) return Internal("curl_multi_init failed");
-    // One thread uses the share handle, so it needs no lock callbacks.
+    if (multi_ == nullptr || share_ == nullptr) return Internal("curl_multi_init/curl_share_init failed");
+    // Only the loop thread uses the share handle, so it needs no lock callbacks.
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_SSL_SESSION);
     curl_share_setopt(share_, CURLSHOPT_SHARE, CURL_LOCK_DATA_DNS);
-    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, static_cast<long>(config_.max_connections));
-    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, static_cast<long>(config_.max_connections));
-    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, static_cast<long>(config_.max_connections * 2));
+    const long max = config_.max_connections;
+    curl_multi_setopt(multi_, CURLMOPT_MAX_HOST_CONNECTIONS, max);
+    curl_multi_setopt(multi_, CURLMOPT_MAX_TOTAL_CONNECTIONS, max);
+    curl_multi_setopt(multi_, CURLMOPT_MAXCONNECTS, max);  // idle connections kept alive
     thread_ = std::thread([this] { Loop(); });
     return Status::Ok();
   }
@@ -90,7 +128,8 @@ class HttpsClient::Impl {
     }
     if (multi_ != nullptr) curl_multi_wakeup(multi_);
     if (thread_.joinable()) thread_.join();
-    for (CURL* e : idle_) curl_easy_cleanup(e);
+    // Easy handles first (they reference the share handle), then the multi, then the share.
+    pool_.reset();
     if (multi_ != nullptr) curl_multi_cleanup(multi_);
     if (share_ != nullptr) curl_share_cleanup(share_);
   }
@@ -98,13 +137,13 @@ class HttpsClient::Impl {
   void Submit(Request request, Callback done) {
     auto t = std::make_unique<Transfer>();
     t->request = std::move(request);
-    t->done = std::move(done);
+    t->done = done ? std::move(done) : [](FetchOutcome) {};
     bool stopped;
     {
       std::lock_guard lock(mu_);
       stopped = stop_;
       if (!stopped) {
-        (t->request.priority == Priority::kDemand ? queued_demand_ : queued_prefetch_)++;
+        CountQueued(t->request.priority, +1);
         incoming_.push_back(std::move(t));
       }
     }
@@ -115,6 +154,8 @@ class HttpsClient::Impl {
     curl_multi_wakeup(multi_);
   }
 
+  bool OnLoopThread() const { return std::this_thread::get_id() == thread_.get_id(); }
+
   ClientStats Stats() const {
     ClientStats s;
     s.requests_started = started_.load();
@@ -124,6 +165,8 @@ class HttpsClient::Impl {
     s.queued_demand = queued_demand_.load();
     s.queued_prefetch = queued_prefetch_.load();
     s.running = running_count_.load();
+    s.backing_off = backing_off_.load();
+    s.connections_opened = connections_.load();
     return s;
   }
 
@@ -132,248 +175,201 @@ class HttpsClient::Impl {
  private:
   void Loop() {
     for (;;) {
+      std::vector<TransferPtr> incoming;
       {
         std::lock_guard lock(mu_);
         if (stop_) break;
-        for (auto& t : incoming_) {
-          Priority p = t->request.priority;  // read before the move below
-          queue_.Push(p, std::move(t));
-        }
-        incoming_.clear();
+        incoming.swap(incoming_);
       }
-      PromoteDueRetries();
-      ExpireQueued();
+      for (auto& t : incoming) Admit(std::move(t));
+      const auto now = Clock::now();
+      PromoteDueRetries(now);
+      ExpireQueued(now);
       StartWhatFits();
       int still_running = 0;
-      curl_multi_perform(multi_, &still_running);
-      ReapCompleted();
-      curl_multi_poll(multi_, nullptr, 0, PollTimeoutMs(), nullptr);
+      CURLMcode mc = curl_multi_perform(multi_, &still_running);
+      if (mc != CURLM_OK) spdlog::error("curl_multi_perform: {}", curl_multi_strerror(mc));
+      if (ReapCompleted() > 0) continue;  // connections freed: fill them before sleeping
+      mc = curl_multi_poll(multi_, nullptr, 0, PollTimeoutMs(), nullptr);
+      if (mc != CURLM_OK) spdlog::error("curl_multi_poll: {}", curl_multi_strerror(mc));
     }
     CancelEverything();
   }
 
-  int PollTimeoutMs() const {
-    auto next = Clock::now() + std::chrono::milliseconds(500);
-    for (const auto& t : waiting_) next = std::min(next, t->retry_at);
-    auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(next - Clock::now()).count();
-    return static_cast<int>(std::clamp<int64_t>(ms, 0, 500));
+  void CountQueued(Priority p, int delta) {
+    auto& counter = p == Priority::kDemand ? queued_demand_ : queued_prefetch_;
+    if (delta > 0) counter++;
+    else counter--;
   }
 
-  void PromoteDueRetries() {
-    auto now = Clock::now();
-    for (auto it = waiting_.begin(); it != waiting_.end();) {
-      if ((*it)->retry_at <= now) {
-        Priority p = (*it)->request.priority;
-        (p == Priority::kDemand ? queued_demand_ : queued_prefetch_)++;
-        queue_.Push(p, std::move(*it));
-        it = waiting_.erase(it);
-      } else {
-        ++it;
-      }
+  // Validates a new request and queues it, or fails it at once.
+  void Admit(TransferPtr t) {
+    const Request& r = t->request;
+    std::string bad;
+    if (r.deadline == Clock::time_point{}) bad = "request for " + r.path + " has no deadline";
+    else if (r.path.empty() || r.path.front() != '/') bad = "request path '" + r.path + "' must start with '/'";
+    else if (r.range && r.range->length == 0) bad = "request for " + r.path + " asks for an empty range";
+    if (!bad.empty()) {
+      CountQueued(r.priority, -1);
+      Finish(std::move(t), InvalidArgument(bad), FetchError::kClientError, 0);
+      return;
+    }
+    Priority p = r.priority;
+    auto deadline = r.deadline;
+    queue_.Push(p, deadline, std::move(t));
+  }
+
+  int PollTimeoutMs() const {
+    const auto now = Clock::now();
+    auto next = now + kMaxPollWait;
+    if (!waiting_.empty()) next = std::min(next, waiting_.begin()->first);
+    if (auto d = queue_.EarliestDeadline()) next = std::min(next, *d);
+    auto ms = std::chrono::ceil<milliseconds>(next - now).count();
+    return static_cast<int>(std::clamp<int64_t>(ms, 0, kMaxPollWait.count()));
+  }
+
+  void PromoteDueRetries(Clock::time_point now) {
+    while (!waiting_.empty() && waiting_.begin()->first <= now) {
+      TransferPtr t = std::move(waiting_.begin()->second);
+      waiting_.erase(waiting_.begin());
+      backing_off_--;
+      Priority p = t->request.priority;
+      auto deadline = t->request.deadline;
+      CountQueued(p, +1);
+      queue_.Push(p, deadline, std::move(t));
     }
   }
 
-  void ExpireQueued() {
-    auto now = Clock::now();
-    auto expired = queue_.RemoveIf([&](const TransferPtr& t) { return t->request.deadline <= now; });
-    for (auto& t : expired) {
-      (t->request.priority == Priority::kDemand ? queued_demand_ : queued_prefetch_)--;
+  void ExpireQueued(Clock::time_point now) {
+    for (auto& t : queue_.TakeExpired(now)) {
+      CountQueued(t->request.priority, -1);
       GiveUp(std::move(t));
     }
   }
 
   void StartWhatFits() {
-    for (;;) {
-      auto next = queue_.PopStartable(static_cast<int>(running_.size()));
-      if (!next) return;
+    while (auto next = queue_.PopStartable(static_cast<int>(running_.size()))) {
       TransferPtr t = std::move(*next);
-      (t->request.priority == Priority::kDemand ? queued_demand_ : queued_prefetch_)--;
+      CountQueued(t->request.priority, -1);
       StartAttempt(std::move(t));
     }
   }
 
-  CURL* TakeEasy() {
-    if (!idle_.empty()) {
-      CURL* e = idle_.back();
-      idle_.pop_back();
-      curl_easy_reset(e);
-      return e;
-    }
-    return curl_easy_init();
-  }
-
-  static size_t OnBody(char* ptr, size_t size, size_t n, void* userdata) {
-    auto* t = static_cast<Transfer*>(userdata);
-    t->body.insert(t->body.end(), reinterpret_cast<uint8_t*>(ptr), reinterpret_cast<uint8_t*>(ptr) + size * n);
-    return size * n;
-  }
-
-  static size_t OnHeader(char* ptr, size_t size, size_t n, void* userdata) {
-    auto* t = static_cast<Transfer*>(userdata);
-    std::string_view line(ptr, size * n);
-    if (line.rfind("HTTP/", 0) == 0) {  // a new response (e.g. after 100-continue): forget earlier headers
-      t->result.content_range.clear();
-      t->result.content_digest.clear();
-      t->result.content_type.clear();
-      t->result.affinity_error.clear();
-      return size * n;
-    }
-    size_t colon = line.find(':');
-    if (colon == std::string_view::npos) return size * n;
-    std::string name = Lower(line.substr(0, colon));
-    std::string value = Trim(line.substr(colon + 1));
-    if (name == "content-range") t->result.content_range = value;
-    else if (name == "content-digest") t->result.content_digest = value;
-    else if (name == "content-type") t->result.content_type = value;
-    else if (name == "affinity-error") t->result.affinity_error = value;
-    return size * n;
-  }
-
   void StartAttempt(TransferPtr t) {
-    auto now = Clock::now();
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(t->request.deadline - now);
+    auto left = std::chrono::duration_cast<milliseconds>(t->request.deadline - Clock::now());
     if (left.count() <= 0) {
       GiveUp(std::move(t));
       return;
     }
-    CURL* e = TakeEasy();
-    if (e == nullptr) {
+    CURL* easy = pool_->Take();
+    if (easy == nullptr) {
       Finish(std::move(t), Internal("curl_easy_init failed"), FetchError::kConnect, 0);
       return;
     }
-    t->easy = e;
-    t->attempts++;
-    t->body.clear();
-    if (t->request.range) t->body.reserve(t->request.range->length);
-    t->result = AttemptResult{};
-    t->errbuf[0] = '\0';
-    std::string url = config_.base_url + t->request.path;
-    curl_easy_setopt(e, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "https");
-    curl_easy_setopt(e, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
-    curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(e, CURLOPT_SHARE, share_);
-    curl_easy_setopt(e, CURLOPT_TCP_NODELAY, 1L);
-    curl_easy_setopt(e, CURLOPT_TCP_KEEPALIVE, 1L);
-    // TLS: always verified, always mutual. There is deliberately no switch to turn this off.
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYPEER, 1L);
-    curl_easy_setopt(e, CURLOPT_SSL_VERIFYHOST, 2L);
-    curl_easy_setopt(e, CURLOPT_CAINFO, config_.ca_file.c_str());
-    curl_easy_setopt(e, CURLOPT_CAPATH, nullptr);
-    curl_easy_setopt(e, CURLOPT_SSLCERT, config_.cert_file.c_str());
-    curl_easy_setopt(e, CURLOPT_SSLKEY, config_.key_file.c_str());
-    curl_easy_setopt(e, CURLOPT_SSLVERSION, CURL_SSLVERSION_TLSv1_2);
-    curl_easy_setopt(e, CURLOPT_CONNECTTIMEOUT_MS, static_cast<long>(std::min(config_.connect_timeout, left).count()));
-    curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, static_cast<long>(std::min(config_.attempt_timeout, left).count()));
-    curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf);
-    curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, &Impl::OnBody);
-    curl_easy_setopt(e, CURLOPT_WRITEDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_HEADERFUNCTION, &Impl::OnHeader);
-    curl_easy_setopt(e, CURLOPT_HEADERDATA, t.get());
-    curl_easy_setopt(e, CURLOPT_PRIVATE, t.get());
-    std::string range;
-    if (t->request.range) {
-      range = std::to_string(t->request.range->offset) + "-" + std::to_string(t->request.range->end() - 1);
-      curl_easy_setopt(e, CURLOPT_RANGE, range.c_str());  // copied by libcurl
+    Status s = t->attempt.Prepare(easy, share_, config_, t->request, left);
+    if (s.ok()) {
+      CURLMcode mc = curl_multi_add_handle(multi_, easy);
+      if (mc != CURLM_OK) s = Internal(std::string("curl_multi_add_handle: ") + curl_multi_strerror(mc));
     }
+    if (!s.ok()) {
+      pool_->Give(t->attempt.ReleaseEasy());
+      Finish(std::move(t), s, FetchError::kConnect, 0);
+      return;
+    }
+    t->attempts++;
     started_++;
     running_count_++;
-    Transfer* raw = t.get();
-    running_.emplace(raw, std::move(t));
-    CURLMcode mc = curl_multi_add_handle(multi_, e);
-    if (mc != CURLM_OK) {
-      auto node = running_.extract(raw);
-      running_count_--;
-      RecycleEasy(node.mapped().get());
-      Finish(std::move(node.mapped()), Internal(std::string("curl_multi_add_handle: ") + curl_multi_strerror(mc)),
-             FetchError::kConnect, 0);
-    }
+    running_.emplace(easy, std::move(t));
   }
 
-  void RecycleEasy(Transfer* t) {
-    if (t->easy == nullptr) return;
-    if (idle_.size() < static_cast<size_t>(config_.max_connections) * 2) {
-      idle_.push_back(t->easy);
-    } else {
-      curl_easy_cleanup(t->easy);
-    }
-    t->easy = nullptr;
-  }
-
-  void ReapCompleted() {
+  // Judges every finished attempt; returns how many finished.
+  int ReapCompleted() {
+    int finished = 0;
     int left = 0;
     while (CURLMsg* msg = curl_multi_info_read(multi_, &left)) {
       if (msg->msg != CURLMSG_DONE) continue;
-      CURL* e = msg->easy_handle;
-      CURLcode rc = msg->data.result;
-      Transfer* raw = nullptr;
-      curl_easy_getinfo(e, CURLINFO_PRIVATE, reinterpret_cast<char**>(&raw));
-      curl_multi_remove_handle(multi_, e);
-      auto node = running_.extract(raw);
+      CURL* easy = msg->easy_handle;  // read before remove_handle invalidates msg
+      CURLcode code = msg->data.result;
+      curl_multi_remove_handle(multi_, easy);
+      auto node = running_.extract(easy);
+      if (node.empty()) {  // not ours; cannot happen
+        pool_->Give(easy);
+        continue;
+      }
       running_count_--;
+      finished++;
       TransferPtr t = std::move(node.mapped());
-      t->result.curl_code = rc;
-      t->result.curl_detail = t->errbuf;
-      curl_easy_getinfo(e, CURLINFO_RESPONSE_CODE, &t->result.http_status);
-      t->result.body = &t->body;
-      RecycleEasy(t.get());
-      OnAttemptDone(std::move(t));
+      AttemptResult result = t->attempt.Finish(code);
+      connections_ += static_cast<uint64_t>(std::max(0L, t->attempt.new_connections()));
+      std::optional<AttemptFailure> failure = CheckAttempt(t->request, result, config_.ca_file);
+      pool_->Give(t->attempt.ReleaseEasy());
+      if (failure) {
+        OnFailedAttempt(std::move(t), std::move(*failure));
+      } else {
+        Succeed(std::move(t), result);
+      }
     }
+    return finished;
   }
 
-  void OnAttemptDone(TransferPtr t) {
-    auto failure = CheckAttempt(t->request, t->result, config_.ca_file);
-    if (!failure) {
-      bytes_ += t->body.size();
-      FetchOutcome out;
-      out.response.http_status = static_cast<int>(t->result.http_status);
-      out.response.body = std::move(t->body);
-      out.response.content_type = t->result.content_type;
-      out.response.attempts = t->attempts;
-      if (t->request.range) {
-        auto cr = ParseContentRange(t->result.content_range);
-        if (cr.ok()) out.response.content_range = *cr;
+  void Succeed(TransferPtr t, const AttemptResult& result) {
+    FetchOutcome out;
+    out.response.http_status = static_cast<int>(result.http_status);
+    out.response.content_type = result.content_type;
+    out.response.attempts = t->attempts;
+    if (t->request.range) {
+      auto cr = ParseContentRange(result.content_range);
+      if (cr.ok()) out.response.content_range = *cr;
+    }
+    out.response.body = t->attempt.TakeBody();
+    bytes_ += out.response.body.size();
+    t->done(std::move(out));
+  }
+
+  void OnFailedAttempt(TransferPtr t, AttemptFailure failure) {
+    spdlog::debug("GET {} attempt {} failed ({}): {}", t->request.path, t->attempts, FetchErrorName(failure.error),
+                  failure.message);
+    if (!IsIntegrityFailure(failure.error)) t->only_integrity_failures = false;
+    if (!t->first) t->first = failure;
+    t->last = failure;
+    if (!IsRetryable(failure.error)) {
+      std::string m = failure.message;
+      if (t->attempts > 1 && t->first->message != m) {
+        m += " (attempt " + std::to_string(t->attempts) + "; first failure: " + t->first->message + ")";
       }
-      t->done(std::move(out));
+      Finish(std::move(t), Status(StatusCodeFor(failure.error, failure.http_status), m), failure.error,
+             failure.http_status);
       return;
     }
-    if (t->first_error.empty()) t->first_error = failure->message;
-    t->last = *failure;
-    spdlog::debug("{} attempt {} failed: {}", t->request.path, t->attempts, failure->message);
-    if (!IsRetryable(failure->error)) {
-      Finish(std::move(t), Status(StatusCodeFor(failure->error, failure->http_status), failure->message),
-             failure->error, failure->http_status);
-      return;
-    }
-    auto wait = retry_.BackoffAfter(t->attempts);
-    t->retry_at = Clock::now() + wait;
-    if (t->retry_at >= t->request.deadline) {
+    auto at = retry_.NextAttemptAt(t->attempts, Clock::now(), t->request.deadline);
+    if (!at) {
       GiveUp(std::move(t));
       return;
     }
     retries_++;
-    waiting_.push_back(std::move(t));
+    backing_off_++;
+    waiting_.emplace(*at, std::move(t));
   }
 
-  // The deadline passed: final kDeadline failure, keeping the first and last causes.
+  // The deadline leaves no time for another attempt: a final kDeadline
+  // failure that keeps the first and the last root cause.
   void GiveUp(TransferPtr t) {
+    const std::string elapsed = Seconds(Clock::now() - t->submitted);
     std::string m;
-    if (t->attempts == 0) {
-      m = "deadline passed before the request could start (storage host busy or unreachable)";
+    if (t->attempts == 0 || !t->first) {
+      m = "deadline passed after " + elapsed + " s in the queue, before the request could start (all " +
+          std::to_string(config_.max_connections) + " connections to the storage host busy)";
     } else if (t->attempts == 1) {
-      m = "gave up after 1 attempt: " + t->first_error;
+      m = "gave up after 1 attempt in " + elapsed + " s: " + t->last->message;
     } else {
-      char secs[32];
-      std::snprintf(secs, sizeof secs, "%.1f", SecondsSince(t->submitted));
-      m = "gave up after " + std::to_string(t->attempts) + " attempts in " + secs + " s: first: " + t->first_error +
-          "; last: " + t->last.message;
+      m = "gave up after " + std::to_string(t->attempts) + " attempts in " + elapsed + " s: first: " +
+          t->first->message + "; last: " + t->last->message;
     }
-    // A request whose only failures were corrupt replies is reported as corruption, not as a timeout.
-    FetchError last = t->last.error;
-    bool integrity = t->attempts > 0 &&
-                     (last == FetchError::kDigestMismatch || last == FetchError::kShortBody || last == FetchError::kProtocol);
-    Status s(integrity ? StatusCode::kCorruption : StatusCode::kTimeout, m);
-    Finish(std::move(t), s, FetchError::kDeadline, 0);
+    // A request whose every reply was corrupt is reported as corruption, not as a timeout.
+    bool corrupt = t->attempts > 0 && t->first && t->only_integrity_failures;
+    int http = t->last ? t->last->http_status : 0;
+    Finish(std::move(t), Status(corrupt ? StatusCode::kCorruption : StatusCode::kTimeout, m), FetchError::kDeadline,
+           http);
   }
 
   void Finish(TransferPtr t, Status status, FetchError error, int http_status) {
@@ -391,21 +387,23 @@ class HttpsClient::Impl {
       for (auto& t : incoming_) all.push_back(std::move(t));
       incoming_.clear();
     }
-    for (auto& t : queue_.RemoveIf([](const TransferPtr&) { return true; })) all.push_back(std::move(t));
-    for (auto& t : waiting_) all.push_back(std::move(t));
+    for (auto& t : queue_.TakeAll()) all.push_back(std::move(t));
+    for (auto& [at, t] : waiting_) all.push_back(std::move(t));
     waiting_.clear();
-    for (auto& [raw, t] : running_) {
-      curl_multi_remove_handle(multi_, t->easy);
-      RecycleEasy(t.get());
+    for (auto& [easy, t] : running_) {
+      curl_multi_remove_handle(multi_, easy);
+      pool_->Give(t->attempt.ReleaseEasy());
       all.push_back(std::move(t));
     }
     running_.clear();
     running_count_ = 0;
     queued_demand_ = 0;
     queued_prefetch_ = 0;
+    backing_off_ = 0;
     for (auto& t : all) Finish(std::move(t), Cancelled("HTTPS client is shutting down"), FetchError::kCancelled, 0);
   }
 
+  // Constant after construction.
   const ClientConfig config_;
   CURLM* multi_ = nullptr;
   CURLSH* share_ = nullptr;
@@ -415,29 +413,37 @@ class HttpsClient::Impl {
   bool stop_ = false;                  // guarded by mu_
   std::vector<TransferPtr> incoming_;  // guarded by mu_
 
-  // Owned by the loop thread:
+  // Owned by the loop thread.
   RequestQueue<TransferPtr> queue_;
-  std::unordered_map<Transfer*, TransferPtr> running_;
-  std::list<TransferPtr> waiting_;  // backing off before a retry
-  std::vector<CURL*> idle_;
+  std::unordered_map<CURL*, TransferPtr> running_;
+  std::multimap<Clock::time_point, TransferPtr> waiting_;  // backing off, by next start time
+  std::unique_ptr<EasyPool> pool_;  // reset before the multi and share handles are cleaned up
   RetryPolicy retry_;
 
-  std::atomic<uint64_t> started_{0}, failed_{0}, retries_{0}, bytes_{0};
-  std::atomic<uint64_t> queued_demand_{0}, queued_prefetch_{0}, running_count_{0};
+  // Written by the loop thread (and Submit), read by Stats() from any thread.
+  std::atomic<uint64_t> started_{0}, failed_{0}, retries_{0}, bytes_{0}, connections_{0};
+  std::atomic<uint64_t> queued_demand_{0}, queued_prefetch_{0}, running_count_{0}, backing_off_{0};
 };
 
 Result<std::unique_ptr<HttpsClient>> HttpsClient::Create(ClientConfig config) {
   if (config.base_url.rfind("https://", 0) != 0) {
     return InvalidArgument("storage URL must start with https:// (got '" + config.base_url + "')");
   }
-  for (const auto& [what, path] : {std::pair<const char*, const std::string&>{"CA file", config.ca_file},
-                                   {"client certificate", config.cert_file},
-                                   {"client key", config.key_file}}) {
-    if (path.empty() || ::access(path.c_str(), R_OK) != 0) {
-      return InvalidArgument(std::string(what) + " '" + path + "' is not a readable file");
-    }
+  while (config.base_url.size() > 8 && config.base_url.back() == '/') config.base_url.pop_back();
+  for (const auto& [what, path] : {std::pair<const char*, const std::string*>{"CA file", &config.ca_file},
+                                   {"client certificate", &config.cert_file},
+                                   {"client key", &config.key_file}}) {
+    Status s = CheckReadableFile(what, *path);
+    if (!s.ok()) return s;
   }
   if (config.max_connections < 1) return InvalidArgument("max_connections must be at least 1");
+  if (config.connect_timeout.count() <= 0 || config.attempt_timeout.count() <= 0) {
+    return InvalidArgument("connect_timeout and attempt_timeout must be positive");
+  }
+  if (config.initial_backoff.count() < 0 || config.max_backoff < config.initial_backoff) {
+    return InvalidArgument("backoff must satisfy 0 <= initial_backoff <= max_backoff");
+  }
+  // At least one connection stays usable by prefetch.
   config.reserved_demand_connections = std::clamp(config.reserved_demand_connections, 0, config.max_connections - 1);
   auto impl = std::make_unique<Impl>(std::move(config));
   Status s = impl->Init();
@@ -451,6 +457,12 @@ HttpsClient::~HttpsClient() = default;
 void HttpsClient::Submit(Request request, Callback done) { impl_->Submit(std::move(request), std::move(done)); }
 
 FetchOutcome HttpsClient::Fetch(Request request) {
+  if (impl_->OnLoopThread()) {
+    FetchOutcome out;
+    out.status = InvalidArgument("HttpsClient::Fetch called from a fetch callback would deadlock; use Submit");
+    out.failure = FailureDetail{FetchError::kClientError, 0, 0};
+    return out;
+  }
   auto promise = std::make_shared<std::promise<FetchOutcome>>();
   auto future = promise->get_future();
   Submit(std::move(request), [promise](FetchOutcome outcome) { promise->set_value(std::move(outcome)); });

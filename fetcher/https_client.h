@@ -13,9 +13,21 @@
 // Range replies must carry a Content-Digest (RFC 9530, sha-256) that matches
 // the body and a Content-Range that matches the request, or the attempt fails.
 //
-// Thread safety: Submit/Fetch may be called from any thread. Callbacks run on
-// the fetch-loop thread and must not block (copy the bytes, signal, return).
-// The destructor fails every pending request with kCancelled and joins.
+// When a deadline passes, the final status is kTimeout (FetchError kDeadline)
+// and its message keeps the first and the last root cause and the attempt
+// count: "gave up after 5 attempts in 3.0 s: first: connect: ...; last: ...".
+// If every attempt failed an integrity check the code is kCorruption instead.
+// Final errors (TLS trust, TLS handshake refused, 4xx) end the request at once.
+//
+// Thread safety: Submit/Fetch/Stats may be called from any thread. Callbacks
+// run on the fetch-loop thread and must not block (copy the bytes, signal,
+// return); they may call Submit, never Fetch (it returns an error there rather
+// than deadlock) and never destroy the client. The destructor fails every
+// queued, backing-off and running request with kCancelled and joins; a
+// callback that Submits during that gets kCancelled at once.
+// REQUIRES: no other thread calls Submit/Fetch once the destructor starts.
+// Implementation map: request_queue.h (priorities), retry_policy.h (backoff),
+// curl_transfer.h (one attempt), attempt_check.h (its verdict).
 #pragma once
 
 #include <chrono>
@@ -86,6 +98,8 @@ struct ClientStats {
   uint64_t queued_demand = 0;      // waiting, not started
   uint64_t queued_prefetch = 0;
   uint64_t running = 0;
+  uint64_t backing_off = 0;         // failed, waiting for the next attempt
+  uint64_t connections_opened = 0;  // new TCP+TLS connections (the rest reused one)
 };
 
 class HttpsClient {
@@ -99,6 +113,8 @@ class HttpsClient {
   HttpsClient& operator=(const HttpsClient&) = delete;
 
   // Queues a request; `done` is called exactly once, on the fetch thread.
+  // A request without a deadline, with an empty range or a path not starting
+  // with '/' fails with kInvalidArgument (FetchError kClientError).
   void Submit(Request request, Callback done);
 
   // Blocking convenience for control-plane calls (listings, metrics).
