@@ -1,4 +1,8 @@
-// affinityctl: operator and orchestration CLI. One file per subcommand.
+// affinityctl: the operator and orchestration CLI of affinityfs.
+//
+// One file per subcommand (`stats_command.cc`; later keygen, grant, migrate,
+// profile): each exposes `AddXxxCommand(app, exit_code)`, registers its
+// options and sets the exit code from its callback. main() only wires them.
 #include <CLI/CLI.hpp>
 
 #include "ctl/stats_command.h"

@@ -1,61 +1,116 @@
 #include "ctl/stats_format.h"
 
+#include <algorithm>
 #include <charconv>
+#include <cmath>
 #include <cstdio>
 #include <nlohmann/json.hpp>
 
 namespace affinity::ctl {
 namespace {
 
-bool EndsWith(const std::string& s, const std::string& suffix) {
-  return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
+bool EndsWith(std::string_view s, std::string_view suffix) {
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
 }
 
-bool IsByteCount(const std::string& name) {
-  return name.find("bytes") != std::string::npos || name == "chunk_size" || name == "cache_size_limit";
+enum class Kind { kText, kBytes, kRatio, kMicros };
+
+Kind KindOf(std::string_view name) {
+  if (EndsWith(name, "_ratio") || EndsWith(name, "accuracy")) return Kind::kRatio;
+  if (EndsWith(name, "_us")) return Kind::kMicros;
+  if (name.find("bytes") != std::string_view::npos || name == "chunk_size" || name == "cache_size_limit") {
+    return Kind::kBytes;
+  }
+  return Kind::kText;
+}
+
+template <typename T>
+bool ParseWhole(std::string_view text, T& out) {
+  const char* end = text.data() + text.size();
+  auto [p, ec] = std::from_chars(text.data(), end, out);
+  return ec == std::errc() && p == end;
+}
+
+std::optional<uint64_t> AsUnsigned(std::string_view text) {
+  uint64_t n = 0;
+  if (ParseWhole(text, n)) return n;
+  return std::nullopt;
+}
+
+std::optional<double> AsDouble(std::string_view text) {
+  auto n = ParseNumber(text);
+  if (!n) return std::nullopt;
+  return std::visit([](auto v) { return static_cast<double>(v); }, *n);
+}
+
+std::string Printf(const char* format, double v, const char* unit) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, format, v, unit);
+  return buf;
 }
 
 }  // namespace
 
-std::string HumanValue(const std::string& name, const std::string& value) {
-  char buf[64];
-  if (EndsWith(name, "_ratio") || EndsWith(name, "accuracy") || EndsWith(name, "coverage")) {
-    std::snprintf(buf, sizeof buf, "%.1f %%", std::atof(value.c_str()) * 100);
-    return buf;
+std::optional<Number> ParseNumber(std::string_view text) {
+  if (text.empty()) return std::nullopt;
+  // from_chars accepts "inf", "nan" and "infinity"; a number here starts with
+  // a digit, or a '-' then a digit.
+  size_t first = text[0] == '-' ? 1 : 0;
+  if (first >= text.size() || text[first] < '0' || text[first] > '9') return std::nullopt;
+  if (uint64_t u = 0; ParseWhole(text, u)) return u;
+  if (int64_t i = 0; ParseWhole(text, i)) return i;
+  if (double d = 0; ParseWhole(text, d) && std::isfinite(d)) return d;
+  return std::nullopt;
+}
+
+std::string HumanBytes(uint64_t bytes) {
+  static constexpr const char* kUnits[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB", "EiB"};
+  if (bytes < 1024) return std::to_string(bytes) + " B";
+  size_t unit = 0;
+  uint64_t whole = bytes;
+  bool exact = true;
+  while (whole >= 1024 && unit + 1 < std::size(kUnits)) {
+    exact = exact && whole % 1024 == 0;
+    whole /= 1024;
+    ++unit;
   }
-  uint64_t n = 0;
-  auto [p, ec] = std::from_chars(value.data(), value.data() + value.size(), n);
-  if (ec != std::errc() || p != value.data() + value.size()) return value;
-  if (IsByteCount(name)) {
-    if (name == "cache_size_limit" && n == 0) return "unlimited";
-    const char* units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-    double v = static_cast<double>(n);
-    int u = 0;
-    while (v >= 1024 && u < 5) {
-      v /= 1024;
-      ++u;
+  if (exact) return std::to_string(whole) + " " + kUnits[unit];
+  return Printf("%.1f %s", static_cast<double>(bytes) / std::pow(1024.0, static_cast<double>(unit)), kUnits[unit]);
+}
+
+std::string HumanValue(std::string_view name, std::string_view value) {
+  switch (KindOf(name)) {
+    case Kind::kRatio: {
+      auto r = AsDouble(value);
+      if (!r) break;
+      return Printf("%.2f%s", *r * 100, "%");
     }
-    if (u == 0) return std::to_string(n) + " B";
-    std::snprintf(buf, sizeof buf, "%.1f %s", v, units[u]);
-    return buf;
+    case Kind::kBytes: {
+      auto n = AsUnsigned(value);
+      if (!n) break;
+      if (name == "cache_size_limit" && *n == 0) return "unlimited";
+      return HumanBytes(*n);
+    }
+    case Kind::kMicros: {
+      auto n = AsUnsigned(value);
+      if (!n) break;
+      if (*n >= 1000000) return Printf("%.2f %s", static_cast<double>(*n) / 1e6, "s");
+      if (*n >= 1000) return Printf("%.2f %s", static_cast<double>(*n) / 1e3, "ms");
+      return std::to_string(*n) + " us";
+    }
+    case Kind::kText: break;
   }
-  if (EndsWith(name, "_us")) {
-    if (n >= 1000000) std::snprintf(buf, sizeof buf, "%.2f s", static_cast<double>(n) / 1e6);
-    else if (n >= 1000) std::snprintf(buf, sizeof buf, "%.2f ms", static_cast<double>(n) / 1e3);
-    else std::snprintf(buf, sizeof buf, "%llu us", static_cast<unsigned long long>(n));
-    return buf;
-  }
-  return value;
+  return std::string(value);
 }
 
 std::string FormatTable(const Attributes& attrs) {
   size_t width = 0;
-  for (const auto& [k, v] : attrs) width = std::max(width, k.size());
+  for (const auto& [name, value] : attrs) width = std::max(width, name.size());
   std::string out;
-  for (const auto& [k, v] : attrs) {
-    out += k;
-    out.append(width + 2 - k.size(), ' ');
-    out += HumanValue(k, v);
+  for (const auto& [name, value] : attrs) {
+    out += name;
+    out.append(width + 2 - name.size(), ' ');
+    out += HumanValue(name, value);
     out += '\n';
   }
   return out;
@@ -63,22 +118,17 @@ std::string FormatTable(const Attributes& attrs) {
 
 std::string FormatJson(const Attributes& attrs) {
   nlohmann::ordered_json doc = nlohmann::ordered_json::object();
-  for (const auto& [k, v] : attrs) {
-    uint64_t u = 0;
-    auto [p, ec] = std::from_chars(v.data(), v.data() + v.size(), u);
-    if (ec == std::errc() && p == v.data() + v.size() && !v.empty()) {
-      doc[k] = u;
-      continue;
-    }
-    char* end = nullptr;
-    double d = std::strtod(v.c_str(), &end);
-    if (!v.empty() && end == v.c_str() + v.size()) {
-      doc[k] = d;
+  for (const auto& [name, value] : attrs) {
+    auto n = ParseNumber(value);
+    if (n) {
+      std::visit([&, &key = name](auto v) { doc[key] = v; }, *n);
     } else {
-      doc[k] = v;
+      doc[name] = value;
     }
   }
-  return doc.dump(2);
+  // A value that is not UTF-8 (only a foreign user.affinity.* could be) is
+  // shown with replacement characters rather than failing the whole dump.
+  return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
 }
 
 }  // namespace affinity::ctl

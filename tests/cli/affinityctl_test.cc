@@ -1,6 +1,12 @@
+// affinityctl stats: the pure formatting functions, then the real binary on
+// user.* attributes set on a plain file (no mount needed).
 #include <gtest/gtest.h>
+#include <sys/wait.h>
 #include <sys/xattr.h>
 
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -10,58 +16,170 @@
 namespace affinity::ctl {
 namespace {
 
-TEST(StatsFormat, HumanisesBytesRatiosAndLatencies) {
+TEST(StatsFormat, ParseNumberIsStrict) {
+  EXPECT_EQ(ParseNumber("42"), Number(uint64_t{42}));
+  EXPECT_EQ(ParseNumber("18446744073709551615"), Number(uint64_t{18446744073709551615ULL}));
+  EXPECT_EQ(ParseNumber("-3"), Number(int64_t{-3}));
+  EXPECT_EQ(ParseNumber("0.9312"), Number(0.9312));
+  for (const char* text : {"", "-", "inf", "nan", "-inf", "0x10", " 1", "1 ", "1,5", "https://h:1", "vm-42", ".5",
+                           "1e999"}) {
+    EXPECT_FALSE(ParseNumber(text).has_value()) << "'" << text << "'";
+  }
+}
+
+TEST(StatsFormat, HumanisesBytes) {
+  EXPECT_EQ(HumanBytes(0), "0 B");
+  EXPECT_EQ(HumanBytes(1023), "1023 B");
+  EXPECT_EQ(HumanBytes(1024), "1 KiB");
+  EXPECT_EQ(HumanBytes(262144), "256 KiB");
+  EXPECT_EQ(HumanBytes(1610612736), "1.5 GiB");
+  EXPECT_EQ(HumanBytes(1536), "1.5 KiB");
+  EXPECT_EQ(HumanBytes(18446744073709551615ULL), "16.0 EiB");
+}
+
+TEST(StatsFormat, HumanValueFollowsTheAttributeName) {
   EXPECT_EQ(HumanValue("cached_bytes", "1610612736"), "1.5 GiB");
   EXPECT_EQ(HumanValue("bytes_fetched", "512"), "512 B");
-  EXPECT_EQ(HumanValue("hit_ratio", "0.9312"), "93.1 %");
-  EXPECT_EQ(HumanValue("miss_latency_p99_us", "2500"), "2.50 ms");
-  EXPECT_EQ(HumanValue("hits", "42"), "42");
+  EXPECT_EQ(HumanValue("chunk_size", "262144"), "256 KiB");
   EXPECT_EQ(HumanValue("cache_size_limit", "0"), "unlimited");
+  EXPECT_EQ(HumanValue("cache_size_limit", "53687091200"), "50 GiB");
+  EXPECT_EQ(HumanValue("hit_ratio", "0.9312"), "93.12%");
+  EXPECT_EQ(HumanValue("hit_ratio", "1.0000"), "100.00%");
+  EXPECT_EQ(HumanValue("hit_ratio", "0.9999"), "99.99%");
+  EXPECT_EQ(HumanValue("miss_latency_p50_us", "740"), "740 us");
+  EXPECT_EQ(HumanValue("miss_latency_p99_us", "2500"), "2.50 ms");
+  EXPECT_EQ(HumanValue("miss_latency_p99_us", "3200000"), "3.20 s");
+  EXPECT_EQ(HumanValue("hits", "42"), "42");
   EXPECT_EQ(HumanValue("storage_url", "https://h:1"), "https://h:1");
+  // A value that is not the promised number is shown as it is.
+  EXPECT_EQ(HumanValue("cached_bytes", "n/a"), "n/a");
+  EXPECT_EQ(HumanValue("hit_ratio", "nan"), "nan");
+  EXPECT_EQ(HumanValue("miss_latency_p50_us", "-1"), "-1");
 }
 
-TEST(StatsFormat, TableIsAlignedAndJsonHasNumbers) {
-  Attributes a = {{"hits", "3"}, {"hit_ratio", "0.5000"}, {"vm", "vm-42"}};
-  EXPECT_EQ(FormatTable(a), "hits       3\nhit_ratio  50.0 %\nvm         vm-42\n");
-  auto j = nlohmann::json::parse(FormatJson(a));
+TEST(StatsFormat, TableIsAlignedInTheGivenOrder) {
+  Attributes a = {{"hits", "3"}, {"hit_ratio", "0.5000"}, {"vm", "vm-42"}, {"cached_bytes", "2048"}};
+  EXPECT_EQ(FormatTable(a),
+            "hits          3\n"
+            "hit_ratio     50.00%\n"
+            "vm            vm-42\n"
+            "cached_bytes  2 KiB\n");
+  EXPECT_EQ(FormatTable({}), "");
+}
+
+TEST(StatsFormat, JsonHasNumbersAsNumbersAndKeepsOrder) {
+  Attributes a = {{"hits", "3"},        {"hit_ratio", "0.5000"}, {"vm", "vm-42"},
+                  {"storage_url", "https://127.0.0.1:8443"}, {"delta", "-7"}, {"odd", "inf"}};
+  std::string text = FormatJson(a);
+  auto j = nlohmann::ordered_json::parse(text);
+  ASSERT_TRUE(j.is_object());
+  EXPECT_TRUE(j["hits"].is_number_unsigned());
   EXPECT_EQ(j["hits"], 3);
+  EXPECT_TRUE(j["hit_ratio"].is_number_float());
   EXPECT_DOUBLE_EQ(j["hit_ratio"].get<double>(), 0.5);
   EXPECT_EQ(j["vm"], "vm-42");
+  EXPECT_EQ(j["storage_url"], "https://127.0.0.1:8443");
+  EXPECT_EQ(j["delta"], -7);
+  EXPECT_EQ(j["odd"], "inf");
+  std::vector<std::string> keys;
+  for (const auto& item : j.items()) keys.push_back(item.key());
+  EXPECT_EQ(keys, (std::vector<std::string>{"hits", "hit_ratio", "vm", "storage_url", "delta", "odd"}));
+  EXPECT_EQ(FormatJson({}), "{}");
+  // Bytes that are not UTF-8 do not make the dump throw.
+  EXPECT_NO_THROW(nlohmann::json::parse(FormatJson({{"raw", std::string("\xff\xfe", 2)}})));
 }
 
-std::string RunShell(const std::string& cmd, int* status) {
-  std::string out;
+struct CommandResult {
+  int exit_code = -1;
+  std::string output;  // stdout and stderr
+};
+
+CommandResult RunCommand(const std::string& cmd) {
+  CommandResult r;
   FILE* p = ::popen((cmd + " 2>&1").c_str(), "r");
+  if (p == nullptr) return r;
   char buf[4096];
   size_t n;
-  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  *status = ::pclose(p);
-  return out;
+  while ((n = std::fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  int status = ::pclose(p);
+  r.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return r;
 }
 
-TEST(AffinityctlStats, ReadsRealXattrsAndFailsClearlyElsewhere) {
-  testing::TempDir dir;
-  std::string file = dir / "f";
-  std::ofstream(file) << "x";
-  if (::setxattr(file.c_str(), "user.affinity.hits", "7", 1, 0) != 0) {
-    GTEST_SKIP() << "this filesystem has no user xattrs";
+class AffinityctlStats : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    file_ = dir_ / "root.raw";
+    std::ofstream(file_) << "x";
+    if (::setxattr(file_.c_str(), "user.affinity.hits", "7", 1, 0) != 0) {
+      GTEST_SKIP() << "the filesystem of " << dir_.path() << " has no user xattrs (" << std::strerror(errno)
+                   << "); set TMPDIR to one that has";
+    }
+    Set("user.affinity.hit_ratio", "0.8750");
+    Set("user.affinity.cached_bytes", "2048");
+    Set("user.affinity.storage_url", "https://127.0.0.1:8443");
+    Set("user.other", "not ours");
   }
-  ::setxattr(file.c_str(), "user.affinity.cached_bytes", "2048", 4, 0);
-  int status = 0;
-  std::string bin = testing::BinaryPath("affinityctl");
-  std::string out = RunShell(bin + " stats --json " + file, &status);
-  ASSERT_EQ(status, 0) << out;
-  auto j = nlohmann::json::parse(out);
+  void Set(const std::string& name, const std::string& value) {
+    ASSERT_EQ(::setxattr(file_.c_str(), name.c_str(), value.data(), value.size(), 0), 0) << std::strerror(errno);
+  }
+  std::string Ctl(const std::string& args) { return "'" + testing::BinaryPath("affinityctl") + "' " + args; }
+
+  testing::TempDir dir_;
+  std::string file_;
+};
+
+TEST_F(AffinityctlStats, PrintsJsonWithOnlyAffinityAttributes) {
+  CommandResult r = RunCommand(Ctl("stats --json '" + file_ + "'"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j.size(), 4u) << r.output;
   EXPECT_EQ(j["hits"], 7);
+  EXPECT_DOUBLE_EQ(j["hit_ratio"].get<double>(), 0.875);
   EXPECT_EQ(j["cached_bytes"], 2048);
-  out = RunShell(bin + " stats " + file, &status);
-  EXPECT_NE(out.find("2.0 KiB"), std::string::npos) << out;
-  out = RunShell(bin + " stats " + dir.path(), &status);
-  EXPECT_NE(status, 0);
-  EXPECT_NE(out.find("is it on an affinityfs mount"), std::string::npos) << out;
-  out = RunShell(bin + " stats " + dir / "missing", &status);
-  EXPECT_NE(status, 0);
-  EXPECT_NE(out.find("missing"), std::string::npos) << out;
+  EXPECT_EQ(j["storage_url"], "https://127.0.0.1:8443");
+  EXPECT_FALSE(j.contains("other"));
+}
+
+TEST_F(AffinityctlStats, PrintsAReadableTable) {
+  CommandResult r = RunCommand(Ctl("stats '" + file_ + "'"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("hits          7\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("hit_ratio     87.50%\n"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("cached_bytes  2 KiB\n"), std::string::npos) << r.output;
+  EXPECT_EQ(r.output.find("other"), std::string::npos) << r.output;
+}
+
+TEST_F(AffinityctlStats, ReadsLargeValues) {
+  std::string big(3000, 'v');  // more than the first 256-byte buffer; ext4 takes up to ~4 KiB
+  Set("user.affinity.big", big);
+  CommandResult r = RunCommand(Ctl("stats --json '" + file_ + "'"));
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_EQ(nlohmann::json::parse(r.output)["big"], big);
+}
+
+TEST_F(AffinityctlStats, FailsClearlyOffAMountAndOnAMissingPath) {
+  CommandResult r = RunCommand(Ctl("stats '" + dir_.path() + "'"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("has no user.affinity.* attributes: is it on an affinityfs mount?"), std::string::npos)
+      << r.output;
+  r = RunCommand(Ctl("stats '" + (dir_ / "missing") + "'"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find(dir_ / "missing"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("No such file or directory"), std::string::npos) << r.output;
+  r = RunCommand(Ctl("stats"));
+  EXPECT_NE(r.exit_code, 0);
+  EXPECT_NE(r.output.find("path is required"), std::string::npos) << r.output;
+  r = RunCommand(Ctl("stats --interval 2 '" + file_ + "'"));
+  EXPECT_NE(r.exit_code, 0) << "--interval needs --watch: " << r.output;
+}
+
+TEST_F(AffinityctlStats, WatchRefreshesUntilStopped) {
+  // Refreshes every 0.05 s until `timeout` interrupts it: at least two tables.
+  CommandResult r = RunCommand("timeout -s INT 1 " + Ctl("stats --watch --interval 0.05 '" + file_ + "'"));
+  size_t first = r.output.find("hits          7");
+  ASSERT_NE(first, std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("hits          7", first + 1), std::string::npos) << r.output;
 }
 
 }  // namespace
