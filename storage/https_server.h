@@ -1,46 +1,56 @@
-// HttpsServer: mutual-TLS HTTP/1.1 transport of the storage host
+// HttpsServer: the mutual-TLS HTTP/1.1 transport of affinity-storaged
 // (Boost.Beast over Boost.Asio + OpenSSL).
 //
-// Model: one accept thread; one thread per connection, doing blocking TLS
-// reads and writes with socket timeouts. Each connection serves requests in
-// order (keep-alive) until the client closes, the idle timeout passes, or a
-// malformed request arrives (answered 400, then closed). A client without a
-// certificate signed by --client-ca fails the handshake and gets nothing.
-// Connections beyond `max_connections` are closed at once.
+// Model: one io_context run by `threads` I/O threads. The acceptor lives on
+// its own strand; every accepted connection is an HttpsSession on a strand of
+// its own, so one connection's handlers never run concurrently while
+// different connections proceed in parallel. Routing, disk reads and hashing
+// run inside a session's handler (they block that I/O thread for the
+// duration of one request's work); network waits and test delays never block
+// a thread. SO_REUSEADDR is set so a restarted server can rebind its port at once.
+// Connections beyond `max_connections` are closed as soon as they are accepted.
 //
-// Thread safety: Start/Stop from the owning thread; Api::Handle runs on the
-// connection threads concurrently.
+// Stop(): stop accepting, close idle connections, let replies in progress
+// finish (bounded by `stop_grace`), then stop the io_context and join.
+//
+// Thread safety: Create/Start/Stop/port from one owning thread; the router
+// is called concurrently from the I/O threads. An exception escaping a
+// handler is logged and the I/O thread carries on.
+// Failure: Create() returns kInvalidArgument naming the bad TLS file or the
+// address that cannot be bound.
 #pragma once
 
-#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <memory>
-#include <string>
 
 #include "common/status.h"
-#include "storage/api.h"
-#include "storage/test_faults.h"
+#include "storage/api_router.h"
+#include "storage/listen_address.h"
+#include "storage/tls_context.h"
 
 namespace affinity::storage {
 
 struct ServerOptions {
-  std::string host = "127.0.0.1";
-  uint16_t port = 0;  // 0: any free port
-  std::string cert_file, key_file, client_ca_file;
-  int max_connections = 512;
-  std::chrono::seconds idle_timeout{60};
+  ListenAddress listen;
+  TlsFiles tls;
+  int threads = 4;
+  size_t max_connections = 512;
+  std::chrono::seconds idle_timeout{60};   // handshake, and waiting for a request
+  std::chrono::seconds write_timeout{60};  // each write to a slow client
+  std::chrono::seconds stop_grace{10};
+  uint32_t header_limit = 16 * 1024;
 };
 
 class HttpsServer {
  public:
-  // Loads certificates and binds; kInvalidArgument names the bad file/address.
-  static Result<std::unique_ptr<HttpsServer>> Create(const ServerOptions& options, Api* api, TestFaults* faults);
-  ~HttpsServer();
+  // Loads the TLS files and binds (but does not accept yet). `router` must
+  // outlive the server.
+  static Result<std::unique_ptr<HttpsServer>> Create(const ServerOptions& options, ApiRouter* router);
+  ~HttpsServer();  // Stop()s if running
 
-  uint16_t port() const;
+  uint16_t port() const;  // the bound port (useful with port 0)
   void Start();
-  // Stops accepting, closes open connections, waits (bounded) for their threads.
   void Stop();
 
  private:

@@ -1,22 +1,32 @@
 // affinity-storaged: the storage host daemon (docs/protocol.md).
 //
-// Signals: SIGTERM/SIGINT stop it gracefully. They are blocked before any
-// thread starts and taken with sigwait() on the main thread, so no handler
-// runs in the middle of a request.
+// Start-up order: parse flags -> logging -> state db -> volume store ->
+// TLS + bind -> I/O threads -> --ready-file. Any failure before serving
+// prints one line "affinity-storaged: <what>" to stderr and exits 1 (bad
+// flags: CLI11's message, exit code 1 or more).
+//
+// Signals: SIGTERM/SIGINT stop it gracefully (exit 0). They are blocked
+// before any thread starts and taken with sigwait() on the main thread, so no
+// handler ever runs in the middle of a request.
+#include <fcntl.h>
 #include <signal.h>
+#include <spdlog/spdlog.h>
 #include <unistd.h>
 
-#include <spdlog/spdlog.h>
-
 #include <CLI/CLI.hpp>
+#include <cerrno>
 #include <cstdio>
-#include <fstream>
+#include <cstring>
+#include <string>
+#include <vector>
 
 #include "common/logging.h"
-#include "storage/api.h"
-#include "storage/generation_db.h"
+#include "storage/api_router.h"
 #include "storage/https_server.h"
+#include "storage/listen_address.h"
 #include "storage/metrics.h"
+#include "storage/range_handler.h"
+#include "storage/state_db.h"
 #include "storage/test_faults.h"
 #include "storage/volume_store.h"
 
@@ -29,14 +39,24 @@ int Fail(const std::string& message) {
   return 1;
 }
 
+// Writes "<port>\n" to `path` atomically: a temporary file beside it, then rename.
 Status WriteReadyFile(const std::string& path, uint16_t port) {
-  std::string tmp = path + ".tmp";
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    out << port << "\n";
-    if (!out.good()) return affinity::IoError("cannot write --ready-file " + tmp);
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
+  const std::string text = std::to_string(port) + "\n";
+  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+  if (fd < 0) return affinity::ErrnoStatus(errno, "--ready-file: create " + tmp);
+  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
+  int err = errno;
+  ::close(fd);
+  if (!ok) {
+    ::unlink(tmp.c_str());
+    return affinity::ErrnoStatus(err, "--ready-file: write " + tmp);
   }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) return affinity::IoError("cannot rename to --ready-file " + path);
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    err = errno;
+    ::unlink(tmp.c_str());
+    return affinity::ErrnoStatus(err, "--ready-file: rename to " + path);
+  }
   return Status::Ok();
 }
 
@@ -44,84 +64,101 @@ Status WriteReadyFile(const std::string& path, uint16_t port) {
 
 int main(int argc, char** argv) {
   namespace st = affinity::storage;
-  std::string root, listen, cert, key, client_ca, state, ready_file, log_level = "info";
-  std::vector<std::string> faults_specs;
-  double delay_ms = 0;
-  int max_connections = 512;
-  CLI::App app{"affinity-storaged: serves VM image directories over mutual-TLS HTTPS"};
-  app.set_version_flag("--version", "affinity-storaged 0.1.0");
+  std::string root, listen, state_dir, ready_file, log_level = "info";
+  st::ServerOptions server;
+  std::vector<std::string> fault_specs;
+  int delay_ms = 0;
+  int idle_timeout_s = 60;
+
+  CLI::App app{"affinity-storaged: serves ROOT/<vm>/<image> over mutual-TLS HTTPS (docs/protocol.md)"};
+  app.set_version_flag("--version", "affinity-storaged " + std::string(st::kStoragedVersion));
   app.option_defaults()->multi_option_policy(CLI::MultiOptionPolicy::TakeLast);
   app.add_option("--root", root, "Directory holding <vm>/<image> files")->required()->check(CLI::ExistingDirectory);
-  app.add_option("--listen", listen, "HOST:PORT to listen on (PORT 0: any free port)")->required();
-  app.add_option("--tls-cert", cert, "Server certificate chain (PEM)")->required();
-  app.add_option("--tls-key", key, "Server private key (PEM)")->required();
-  app.add_option("--client-ca", client_ca, "CA whose client certificates are accepted (PEM)")->required();
-  app.add_option("--state", state, "State directory (SQLite)")->required();
-  app.add_option("--ready-file", ready_file, "Write the bound port here once listening");
-  app.add_option("--max-connections", max_connections, "Open connections at most")->check(CLI::Range(1, 100000));
-  app.add_option("--log-level", log_level, "trace|debug|info|warn|error");
-  app.add_option("--test-fault", faults_specs, "TEST ONLY: inject a fault (corrupt-body:N)")
+  app.add_option("--listen", listen, "HOST:PORT to listen on; port 0 picks a free one (see --ready-file)")->required();
+  app.add_option("--tls-cert", server.tls.cert_file, "Server certificate chain (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--tls-key", server.tls.key_file, "Private key of --tls-cert (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--client-ca", server.tls.client_ca_file, "CA whose client certificates are accepted (PEM)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--state", state_dir, "State directory (state.sqlite: image generations); created if missing")
+      ->required();
+  app.add_option("--threads", server.threads, "I/O threads")->check(CLI::Range(1, 256))->capture_default_str();
+  app.add_option("--max-connections", server.max_connections, "Open connections at most")
+      ->check(CLI::Range(1, 100000))
+      ->capture_default_str();
+  app.add_option("--idle-timeout", idle_timeout_s, "Seconds a connection may sit idle (also bounds the handshake)")
+      ->check(CLI::Range(1, 3600))
+      ->capture_default_str();
+  app.add_option("--log-level", log_level, "Log level")
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
+      ->capture_default_str();
+  app.add_option("--ready-file", ready_file, "Once listening, write the bound port here (atomically)");
+  app.add_option("--test-delay-ms", delay_ms, "TEST ONLY: hold every image reply D ms (emulated round trip)")
+      ->check(CLI::Range(0, 60000));
+  app.add_option("--test-fault", fault_specs, "TEST ONLY: inject a fault: corrupt-body:N")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
-  app.add_option("--test-delay-ms", delay_ms, "TEST ONLY: delay every data request (emulated RTT)")
-      ->check(CLI::Range(0.0, 10000.0));
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& e) {
     return app.exit(e);
   }
 
-  Status s = affinity::InitLogging("affinity-storaged", log_level);
-  if (!s.ok()) return Fail(s.message());
-
-  st::ServerOptions server_options;
-  size_t colon = listen.rfind(':');
-  if (colon == std::string::npos) return Fail("--listen must be HOST:PORT (got '" + listen + "')");
-  server_options.host = listen.substr(0, colon);
-  try {
-    int port = std::stoi(listen.substr(colon + 1));
-    if (port < 0 || port > 65535) throw std::out_of_range("port");
-    server_options.port = static_cast<uint16_t>(port);
-  } catch (const std::exception&) {
-    return Fail("--listen port must be 0..65535 (got '" + listen.substr(colon + 1) + "')");
-  }
-  server_options.cert_file = cert;
-  server_options.key_file = key;
-  server_options.client_ca_file = client_ca;
-  server_options.max_connections = max_connections;
+  auto address = st::ParseListenAddress(listen);
+  if (!address.ok()) return Fail(address.status().message());
+  server.listen = *address;
+  server.idle_timeout = std::chrono::seconds(idle_timeout_s);
 
   st::TestFaults faults;
-  for (const auto& spec : faults_specs) {
-    s = faults.Add(spec);
+  for (const std::string& spec : fault_specs) {
+    Status s = faults.Add(spec);
     if (!s.ok()) return Fail(s.message());
   }
-  faults.set_delay(std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000)));
-  if (faults.any()) spdlog::warn("TEST FAULTS ARE ON (--test-fault / --test-delay-ms): not for production use");
+  faults.set_delay(std::chrono::milliseconds(delay_ms));
 
-  auto generations = st::GenerationDb::Open(state);
-  if (!generations.ok()) return Fail(generations.status().ToString());
-  auto store = st::VolumeStore::Open(root, generations->get());
+  Status s = affinity::InitLogging("affinity-storaged", log_level);
+  if (!s.ok()) return Fail(s.message());
+  if (faults.any()) {
+    spdlog::warn("TEST FAULTS ARE ON (--test-fault {} / --test-delay-ms {}): never use this in production",
+                 fault_specs.empty() ? "-" : fault_specs.front(), delay_ms);
+  }
+
+  auto state = st::StateDb::Open(state_dir);
+  if (!state.ok()) return Fail(state.status().ToString());
+  auto store = st::VolumeStore::Open(root, state->get());
   if (!store.ok()) return Fail(store.status().ToString());
   st::Metrics metrics;
-  st::Api api(store->get(), &metrics, &faults);
+  st::RangeHandler ranges(store->get(), &metrics, &faults);
+  st::ApiRouter router(store->get(), &metrics, &ranges);
 
+  // Before any thread exists: stop signals are taken by sigwait() below only.
   sigset_t stop_signals;
   sigemptyset(&stop_signals);
   sigaddset(&stop_signals, SIGTERM);
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
-  signal(SIGPIPE, SIG_IGN);
+  ::signal(SIGPIPE, SIG_IGN);
 
-  auto server = st::HttpsServer::Create(server_options, &api, &faults);
-  if (!server.ok()) return Fail(server.status().ToString());
-  (*server)->Start();
-  spdlog::info("serving {} on https://{}:{}", root, server_options.host, (*server)->port());
+  auto https = st::HttpsServer::Create(server, &router);
+  if (!https.ok()) return Fail(https.status().message());
+  (*https)->Start();
+  spdlog::info("affinity-storaged {} serving {} on https://{}:{} ({} I/O threads, client CA {})", st::kStoragedVersion,
+               root, server.listen.host, (*https)->port(), server.threads, server.tls.client_ca_file);
   if (!ready_file.empty()) {
-    s = WriteReadyFile(ready_file, (*server)->port());
-    if (!s.ok()) return Fail(s.message());
+    s = WriteReadyFile(ready_file, (*https)->port());
+    if (!s.ok()) {
+      (*https)->Stop();
+      return Fail(s.message());
+    }
   }
+
   int sig = 0;
   sigwait(&stop_signals, &sig);
-  spdlog::info("signal {}: stopping", sig);
-  (*server)->Stop();
+  spdlog::info("{}: stopping", ::strsignal(sig));
+  (*https)->Stop();
+  spdlog::info("stopped");
   return 0;
 }

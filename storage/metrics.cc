@@ -25,8 +25,8 @@ std::string Metrics::ToJson() const {
     requests += c.requests;
     bytes += c.bytes;
   }
-  nlohmann::json doc = {{"images", images}, {"requests_total", requests}, {"bytes_total", bytes},
-                        {"errors_total", errors_}};
+  nlohmann::json doc = {
+      {"images", images}, {"requests_total", requests}, {"bytes_total", bytes}, {"errors_total", errors_}};
   return doc.dump();
 }
 

@@ -1,6 +1,7 @@
 #include "storage/test_faults.h"
 
 #include <charconv>
+#include <string_view>
 
 namespace affinity::storage {
 
@@ -10,8 +11,8 @@ Status TestFaults::Add(const std::string& spec) {
     int64_t n = 0;
     std::string_view num = std::string_view(spec).substr(kCorrupt.size());
     auto [p, ec] = std::from_chars(num.data(), num.data() + num.size(), n);
-    if (ec != std::errc() || p != num.data() + num.size() || n < 0) {
-      return InvalidArgument("--test-fault " + spec + ": expected corrupt-body:N with N >= 0");
+    if (num.empty() || ec != std::errc() || p != num.data() + num.size() || n < 0) {
+      return InvalidArgument("--test-fault '" + spec + "': expected corrupt-body:N with N >= 0");
     }
     corrupt_left_ += n;
     return Status::Ok();

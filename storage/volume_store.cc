@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstring>
 
 #include "common/names.h"
 
@@ -16,103 +17,120 @@ namespace {
 struct DirCloser {
   void operator()(DIR* d) const { ::closedir(d); }
 };
+using DirPtr = std::unique_ptr<DIR, DirCloser>;
 
-uint64_t MtimeNs(const struct stat& st) {
-  return static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull + static_cast<uint64_t>(st.st_mtim.tv_nsec);
+FileIdentity IdentityOf(const struct stat& st) {
+  uint64_t mtime_ns =
+      static_cast<uint64_t>(st.st_mtim.tv_sec) * 1000000000ull + static_cast<uint64_t>(st.st_mtim.tv_nsec);
+  return {static_cast<uint64_t>(st.st_size), mtime_ns, static_cast<uint64_t>(st.st_ino)};
+}
+
+// Takes ownership of `fd` (a directory) and lists its entry names.
+Result<std::vector<std::string>> ReadDirNames(UniqueFd fd, const std::string& what) {
+  DirPtr dir(::fdopendir(fd.get()));
+  if (!dir) return IoError("read " + what + ": " + std::strerror(errno));
+  fd.release();  // the DIR owns it now
+  std::vector<std::string> names;
+  errno = 0;
+  while (dirent* e = ::readdir(dir.get())) names.emplace_back(e->d_name);
+  if (errno != 0) return IoError("read " + what + ": " + std::strerror(errno));
+  return names;
 }
 
 }  // namespace
 
-OpenImage::~OpenImage() { ::close(fd_); }
-
-Result<std::unique_ptr<VolumeStore>> VolumeStore::Open(const std::string& root, GenerationDb* generations) {
-  int fd = ::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "open --root " + root);
-  return std::unique_ptr<VolumeStore>(new VolumeStore(fd, generations));
+Status OpenImage::ReadAt(uint64_t offset, std::span<char> out) const {
+  size_t done = 0;
+  while (done < out.size()) {
+    ssize_t n = ::pread(fd_.get(), out.data() + done, out.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return IoError("read image " + info_.name + ": " + std::strerror(errno));
+    if (n == 0) {
+      return Unavailable("image " + info_.name + " ended at " + std::to_string(offset + done) +
+                         " while being read (it shrank)");
+    }
+    done += static_cast<size_t>(n);
+  }
+  return Status::Ok();
 }
 
-VolumeStore::~VolumeStore() { ::close(root_fd_); }
+Result<std::unique_ptr<VolumeStore>> VolumeStore::Open(const std::string& root, StateDb* state) {
+  UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd.valid()) return ErrnoStatus(errno, "open --root " + root);
+  return std::unique_ptr<VolumeStore>(new VolumeStore(std::move(fd), state));
+}
 
 Result<std::vector<std::string>> VolumeStore::ListVms() const {
-  int fd = ::openat(root_fd_, ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return ErrnoStatus(errno, "open root");
-  std::unique_ptr<DIR, DirCloser> dir(::fdopendir(fd));
-  if (!dir) {
-    ::close(fd);
-    return ErrnoStatus(errno, "read root");
-  }
-  std::vector<std::string> out;
-  while (dirent* e = ::readdir(dir.get())) {
-    std::string name = e->d_name;
+  UniqueFd dir(::openat(root_.get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!dir.valid()) return IoError(std::string("open ROOT: ") + std::strerror(errno));
+  auto names = ReadDirNames(std::move(dir), "ROOT");
+  if (!names.ok()) return names.status();
+  std::vector<std::string> vms;
+  for (const std::string& name : *names) {
     if (!ValidateName("vm", name).ok()) continue;
-    struct stat st{};
-    if (::fstatat(root_fd_, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
-    out.push_back(name);
+    struct stat st {};
+    if (::fstatat(root_.get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISDIR(st.st_mode)) continue;
+    vms.push_back(name);
   }
-  std::sort(out.begin(), out.end());
-  return out;
+  std::sort(vms.begin(), vms.end());
+  return vms;
 }
 
-Result<int> VolumeStore::OpenVmDir(const std::string& vm) const {
+Result<UniqueFd> VolumeStore::OpenVmDir(const std::string& vm) const {
   Status s = ValidateName("vm", vm);
   if (!s.ok()) return s;
-  int fd = ::openat(root_fd_, vm.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-  if (fd >= 0) return fd;
+  UniqueFd fd(::openat(root_.get(), vm.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (fd.valid()) return fd;
   int err = errno;
-  struct stat st{};
-  bool is_link = ::fstatat(root_fd_, vm.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
+  struct stat st {};
+  bool is_link = ::fstatat(root_.get(), vm.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISLNK(st.st_mode);
   if (err == ELOOP || is_link) return PermissionDenied("vm '" + vm + "' is a symbolic link; refused");
   if (err == ENOENT || err == ENOTDIR) return NotFound("vm '" + vm + "' not found");
-  errno = err;
-  return ErrnoStatus(errno, "open vm " + vm);
+  if (err == EACCES) return PermissionDenied("vm '" + vm + "': permission denied on the storage host");
+  return IoError("open vm '" + vm + "': " + std::strerror(err));
 }
 
 Result<std::vector<ImageInfo>> VolumeStore::ListImages(const std::string& vm) const {
-  auto vm_fd = OpenVmDir(vm);
-  if (!vm_fd.ok()) return vm_fd.status();
-  std::unique_ptr<DIR, DirCloser> dir(::fdopendir(*vm_fd));
-  if (!dir) {
-    ::close(*vm_fd);
-    return ErrnoStatus(errno, "read vm " + vm);
-  }
-  std::vector<ImageInfo> out;
-  while (dirent* e = ::readdir(dir.get())) {
-    std::string name = e->d_name;
+  auto vm_dir = OpenVmDir(vm);
+  if (!vm_dir.ok()) return vm_dir.status();
+  UniqueFd listing(::openat(vm_dir->get(), ".", O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!listing.valid()) return IoError("open vm '" + vm + "': " + std::strerror(errno));
+  auto names = ReadDirNames(std::move(listing), "vm '" + vm + "'");
+  if (!names.ok()) return names.status();
+  std::vector<ImageInfo> images;
+  for (const std::string& name : *names) {
     if (!ValidateName("image", name).ok()) continue;
-    struct stat st{};
-    if (::fstatat(*vm_fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
-    auto gen = generations_->Generation(vm, name, {static_cast<uint64_t>(st.st_size), MtimeNs(st), st.st_ino});
-    if (!gen.ok()) return gen.status();
-    out.push_back({name, static_cast<uint64_t>(st.st_size), *gen});
+    struct stat st {};
+    if (::fstatat(vm_dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
+    auto generation = state_->Generation(vm, name, IdentityOf(st));
+    if (!generation.ok()) return generation.status();
+    images.push_back({name, static_cast<uint64_t>(st.st_size), *generation});
   }
-  std::sort(out.begin(), out.end(), [](const ImageInfo& a, const ImageInfo& b) { return a.name < b.name; });
-  return out;
+  std::sort(images.begin(), images.end(), [](const ImageInfo& a, const ImageInfo& b) { return a.name < b.name; });
+  return images;
 }
 
-Result<std::unique_ptr<OpenImage>> VolumeStore::Open(const std::string& vm, const std::string& image) const {
+Result<std::unique_ptr<OpenImage>> VolumeStore::OpenImageFile(const std::string& vm, const std::string& image) const {
+  auto vm_dir = OpenVmDir(vm);
+  if (!vm_dir.ok()) return vm_dir.status();
   Status s = ValidateName("image", image);
   if (!s.ok()) return s;
-  auto vm_fd = OpenVmDir(vm);
-  if (!vm_fd.ok()) return vm_fd.status();
-  int fd = ::openat(*vm_fd, image.c_str(), O_RDONLY | O_NOFOLLOW | O_CLOEXEC);
-  int err = errno;
-  ::close(*vm_fd);
-  if (fd < 0) {
-    if (err == ELOOP) return PermissionDenied("image '" + image + "' is a symbolic link; refused");
-    if (err == ENOENT) return NotFound("image '" + image + "' of vm '" + vm + "' not found");
-    return ErrnoStatus(err, "open image " + vm + "/" + image);
+  const std::string what = "image '" + image + "' of vm '" + vm + "'";
+  // O_NONBLOCK: opening a FIFO planted in ROOT must not block an I/O thread.
+  UniqueFd fd(::openat(vm_dir->get(), image.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  if (!fd.valid()) {
+    int err = errno;
+    if (err == ELOOP) return PermissionDenied(what + " is a symbolic link; refused");
+    if (err == ENOENT) return NotFound(what + " not found");
+    if (err == EACCES) return PermissionDenied(what + ": permission denied on the storage host");
+    return IoError("open " + what + ": " + std::strerror(err));
   }
-  struct stat st{};
-  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
-    ::close(fd);
-    return NotFound("image '" + image + "' of vm '" + vm + "' is not a regular file");
-  }
-  auto gen = generations_->Generation(vm, image, {static_cast<uint64_t>(st.st_size), MtimeNs(st), st.st_ino});
-  if (!gen.ok()) {
-    ::close(fd);
-    return gen.status();
-  }
-  return std::make_unique<OpenImage>(fd, ImageInfo{image, static_cast<uint64_t>(st.st_size), *gen});
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return IoError("stat " + what + ": " + std::strerror(errno));
+  if (!S_ISREG(st.st_mode)) return NotFound(what + " is not a regular file");
+  auto generation = state_->Generation(vm, image, IdentityOf(st));
+  if (!generation.ok()) return generation.status();
+  return std::make_unique<OpenImage>(std::move(fd), ImageInfo{image, static_cast<uint64_t>(st.st_size), *generation});
 }
 
 }  // namespace affinity::storage

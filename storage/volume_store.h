@@ -1,22 +1,33 @@
-// VolumeStore: the storage host's tree of VM image directories, ROOT/<vm>/<image>.
+// VolumeStore: the storage host's tree of VM image directories,
+// ROOT/<vm>/<image>, and the only code here that touches it.
 //
-// Every name from a request is validated (common/names.h) and every open is
-// relative to a directory fd with O_NOFOLLOW, so no request can leave ROOT:
-// not with "..", not with an absolute path, not through a symlink (symlinked
-// VM directories and images are refused outright, kPermissionDenied).
-// Generations come from the GenerationDb: they change whenever an image's
-// (size, mtime, inode) changes.
+// Safety: every name from a request is validated (common/names.h) before it
+// is used, and every open is relative to a directory descriptor
+// (openat) with O_NOFOLLOW: the VM directory with O_DIRECTORY|O_NOFOLLOW
+// under the ROOT descriptor, the image with O_NOFOLLOW|O_NONBLOCK under the
+// VM descriptor. So no request leaves ROOT: not with "..", not with an
+// absolute path, not through a symbolic link (symlinked VM directories and
+// images are refused and never listed), and a FIFO cannot block a thread.
+// Generations come from the StateDb, keyed by each image's (size, mtime, inode).
 //
-// Thread safety: all methods from any thread (the root fd is read-only state).
+// Thread safety: every method from any thread (the ROOT descriptor is
+// constant after Open; StateDb does its own locking). An OpenImage belongs to
+// one request at a time but ReadAt may be called from any thread.
+// Failure: kInvalidArgument (a bad name; the message says which rule),
+// kNotFound (no such VM or image, or not a regular file/directory),
+// kPermissionDenied (a symbolic link, or the OS said EACCES),
+// kIoError/kUnavailable (disk errors, an image shrinking while read).
 #pragma once
 
 #include <cstdint>
 #include <memory>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "common/status.h"
-#include "storage/generation_db.h"
+#include "storage/state_db.h"
+#include "storage/unique_fd.h"
 
 namespace affinity::storage {
 
@@ -26,36 +37,39 @@ struct ImageInfo {
   uint64_t generation = 0;
 };
 
-// An open image; closes its fd on destruction.
+// An image opened for reading; its size and generation are those of the
+// fstat() taken right after the open.
 class OpenImage {
  public:
-  OpenImage(int fd, ImageInfo info) : fd_(fd), info_(std::move(info)) {}
-  ~OpenImage();
-  OpenImage(const OpenImage&) = delete;
-  OpenImage& operator=(const OpenImage&) = delete;
-  int fd() const { return fd_; }
+  OpenImage(UniqueFd fd, ImageInfo info) : fd_(std::move(fd)), info_(std::move(info)) {}
   const ImageInfo& info() const { return info_; }
+  // Reads exactly out.size() bytes at `offset` (pread, EINTR retried).
+  // kUnavailable if the file ended early (it shrank), kIoError on a read error.
+  Status ReadAt(uint64_t offset, std::span<char> out) const;
 
  private:
-  int fd_;
+  UniqueFd fd_;
   ImageInfo info_;
 };
 
 class VolumeStore {
  public:
-  static Result<std::unique_ptr<VolumeStore>> Open(const std::string& root, GenerationDb* generations);
-  ~VolumeStore();
+  // `root` must be a directory; `state` must outlive the store.
+  static Result<std::unique_ptr<VolumeStore>> Open(const std::string& root, StateDb* state);
 
+  // Directories directly under ROOT with valid names (no symlinks), sorted.
   Result<std::vector<std::string>> ListVms() const;
-  // kNotFound for an unknown VM.
+  // Regular files (no symlinks) with valid names in ROOT/<vm>, sorted by name,
+  // each with its size and current generation.
   Result<std::vector<ImageInfo>> ListImages(const std::string& vm) const;
-  Result<std::unique_ptr<OpenImage>> Open(const std::string& vm, const std::string& image) const;
+  Result<std::unique_ptr<OpenImage>> OpenImageFile(const std::string& vm, const std::string& image) const;
 
  private:
-  VolumeStore(int root_fd, GenerationDb* generations) : root_fd_(root_fd), generations_(generations) {}
-  Result<int> OpenVmDir(const std::string& vm) const;
-  int root_fd_;
-  GenerationDb* generations_;
+  VolumeStore(UniqueFd root, StateDb* state) : root_(std::move(root)), state_(state) {}
+  Result<UniqueFd> OpenVmDir(const std::string& vm) const;
+
+  const UniqueFd root_;
+  StateDb* const state_;
 };
 
 }  // namespace affinity::storage

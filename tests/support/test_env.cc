@@ -67,22 +67,21 @@ Certs GenerateCerts(const std::string& dir) {
   c.other_client_key = p("other-client.key");
   c.other_server_cert = p("other-server.pem");
   c.other_server_key = p("other-server.key");
-  const std::string quiet = " >>" + p("openssl.log") + " 2>&1";
+  const std::string quiet = " >>'" + p("openssl.log") + "' 2>&1";
+  // One openssl process per certificate (OpenSSL 3 `req -x509 -CA` signs
+  // directly), so the whole set takes well under a second.
   auto ca = [&](const std::string& cert, const std::string& key, const std::string& cn) {
     return Run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=" + cn +
                "' -keyout '" + key + "' -out '" + cert + "'" + quiet);
   };
   auto leaf = [&](const std::string& cert, const std::string& key, const std::string& cn, const std::string& ca_cert,
                   const std::string& ca_key, bool server) {
-    std::string ext = p(cn + ".ext");
-    std::ofstream(ext) << (server ? "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"
-                                  : "extendedKeyUsage=clientAuth\n");
-    std::string csr = p(cn + ".csr");
-    int rc = Run("openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj '/CN=" + cn + "' -keyout '" +
-                 key + "' -out '" + csr + "'" + quiet);
-    if (rc != 0) return rc;
-    return Run("openssl x509 -req -in '" + csr + "' -CA '" + ca_cert + "' -CAkey '" + ca_key +
-               "' -CAcreateserial -days 2 -extfile '" + ext + "' -out '" + cert + "'" + quiet);
+    std::string ext = server ? " -addext 'subjectAltName=IP:127.0.0.1,DNS:localhost'"
+                               " -addext 'extendedKeyUsage=serverAuth'"
+                             : " -addext 'extendedKeyUsage=clientAuth'";
+    return Run("openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj '/CN=" + cn +
+               "' -keyout '" + key + "' -out '" + cert + "' -CA '" + ca_cert + "' -CAkey '" + ca_key +
+               "' -addext 'basicConstraints=critical,CA:FALSE'" + ext + quiet);
   };
   bool ok = ca(c.ca_cert, c.ca_key, "affinity-test-ca") == 0 &&
             ca(c.other_ca_cert, c.other_ca_key, "unrelated-ca") == 0 &&
@@ -135,8 +134,12 @@ bool Subprocess::Start(const std::vector<std::string>& argv, const std::string& 
     ::dup2(log, 2);
     int devnull = ::open("/dev/null", O_RDONLY);
     if (devnull >= 0) ::dup2(devnull, 0);
+    // Only async-signal-safe calls between fork and exec (the test is multi-threaded).
+    ::close_range(3, ~0U, 0);  // no test socket or pipe leaks into the child
     ::execv(args[0], args.data());
-    std::fprintf(stderr, "exec %s: %s\n", args[0], std::strerror(errno));
+    static const char kMsg[] = "exec failed\n";
+    ssize_t ignored = ::write(2, kMsg, sizeof kMsg - 1);
+    (void)ignored;
     ::_exit(127);
   }
   ::close(log);
@@ -193,24 +196,30 @@ std::string StoragedProcess::log() const { return Slurp(log_file_); }
 
 void StoragedProcess::Start() {
   ASSERT_NE(options_.certs, nullptr);
+  ASSERT_FALSE(process_.running()) << "affinity-storaged is already running";
   const Certs& c = *options_.certs;
   ++starts_;
   log_file_ = options_.state_dir + "/storaged." + std::to_string(starts_) + ".log";
   std::string ready = options_.state_dir + "/ready." + std::to_string(starts_);
   uint16_t port = port_ != 0 ? port_ : options_.port;
-  std::vector<std::string> argv = {
-      BinaryPath("affinity-storaged"),
-      "--root", options_.root,
-      "--state", options_.state_dir,
-      "--listen", "127.0.0.1:" + std::to_string(port),
-      "--ready-file", ready,
-      "--tls-cert", options_.use_other_ca_server_cert ? c.other_server_cert : c.server_cert,
-      "--tls-key", options_.use_other_ca_server_cert ? c.other_server_key : c.server_key,
-      "--client-ca", c.ca_cert,
-      "--log-level", "debug"};
+  const bool other = options_.use_other_ca_server_cert;
+  std::vector<std::string> argv = {BinaryPath("affinity-storaged")};
+  for (const auto& [flag, value] :
+       std::vector<std::pair<std::string, std::string>>{{"--root", options_.root},
+                                                        {"--state", options_.state_dir},
+                                                        {"--listen", "127.0.0.1:" + std::to_string(port)},
+                                                        {"--ready-file", ready},
+                                                        {"--tls-cert", other ? c.other_server_cert : c.server_cert},
+                                                        {"--tls-key", other ? c.other_server_key : c.server_key},
+                                                        {"--client-ca", c.ca_cert},
+                                                        {"--log-level", "debug"}}) {
+    argv.push_back(flag);
+    argv.push_back(value);
+  }
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());
-  ASSERT_TRUE(process_.Start(argv, log_file_));
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  ::unlink(ready.c_str());
+  ASSERT_TRUE(process_.Start(argv, log_file_)) << "cannot start " << argv[0];
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
   for (;;) {
     std::string text = Slurp(ready);
     if (!text.empty()) {
@@ -218,7 +227,7 @@ void StoragedProcess::Start() {
       return;
     }
     if (!process_.running()) FAIL() << "affinity-storaged exited during start-up:\n" << log();
-    if (std::chrono::steady_clock::now() > deadline) FAIL() << "affinity-storaged not ready in 15 s:\n" << log();
+    if (std::chrono::steady_clock::now() > deadline) FAIL() << "affinity-storaged not ready in 10 s:\n" << log();
     std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
 }

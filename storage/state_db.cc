@@ -1,0 +1,87 @@
+#include "storage/state_db.h"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+
+namespace affinity::storage {
+
+uint64_t NextGeneration(const std::optional<GenerationRecord>& recorded, const FileIdentity& now) {
+  if (!recorded) return 1;
+  if (recorded->identity == now) return recorded->generation;
+  return recorded->generation + 1;
+}
+
+Result<std::unique_ptr<StateDb>> StateDb::Open(const std::string& state_dir) {
+  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
+    return ErrnoStatus(errno, "create --state directory " + state_dir);
+  }
+  struct stat st {};
+  if (::stat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return InvalidArgument("--state " + state_dir + " is not a directory");
+  }
+  auto db = SqliteDb::Open(state_dir + "/" + kFileName);
+  if (!db.ok()) return db.status();
+  Status s = (*db)->Exec(
+      "CREATE TABLE IF NOT EXISTS image_generations("
+      " vm TEXT NOT NULL, image TEXT NOT NULL,"
+      " size INTEGER NOT NULL, mtime_ns INTEGER NOT NULL, inode INTEGER NOT NULL,"
+      " generation INTEGER NOT NULL,"
+      " PRIMARY KEY(vm, image)) WITHOUT ROWID;");
+  if (!s.ok()) return s;
+  return std::unique_ptr<StateDb>(new StateDb(std::move(db).value()));
+}
+
+Result<std::optional<GenerationRecord>> StateDb::Load(const std::string& vm, const std::string& image) {
+  auto get =
+      db_->Prepare("SELECT size, mtime_ns, inode, generation FROM image_generations WHERE vm = ?1 AND image = ?2");
+  if (!get.ok()) return get.status();
+  get->Bind(1, vm).Bind(2, image);
+  auto row = get->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<GenerationRecord>();
+  GenerationRecord r;
+  r.identity = {static_cast<uint64_t>(get->ColumnInt64(0)), static_cast<uint64_t>(get->ColumnInt64(1)),
+                static_cast<uint64_t>(get->ColumnInt64(2))};
+  r.generation = static_cast<uint64_t>(get->ColumnInt64(3));
+  return std::optional<GenerationRecord>(r);
+}
+
+Status StateDb::Store(const std::string& vm, const std::string& image, const GenerationRecord& r) {
+  auto put = db_->Prepare(
+      "INSERT OR REPLACE INTO image_generations(vm, image, size, mtime_ns, inode, generation)"
+      " VALUES(?1, ?2, ?3, ?4, ?5, ?6)");
+  if (!put.ok()) return put.status();
+  return put->Bind(1, vm)
+      .Bind(2, image)
+      .Bind(3, static_cast<int64_t>(r.identity.size))
+      .Bind(4, static_cast<int64_t>(r.identity.mtime_ns))
+      .Bind(5, static_cast<int64_t>(r.identity.inode))
+      .Bind(6, static_cast<int64_t>(r.generation))
+      .Run();
+}
+
+Result<uint64_t> StateDb::Generation(const std::string& vm, const std::string& image, const FileIdentity& now) {
+  std::lock_guard lock(mu_);
+  auto key = std::make_pair(vm, image);
+  auto it = memo_.find(key);
+  if (it != memo_.end() && it->second.identity == now) return it->second.generation;
+
+  std::optional<GenerationRecord> recorded;
+  if (it != memo_.end()) {
+    recorded = it->second;  // the memo is always what the table holds
+  } else {
+    auto loaded = Load(vm, image);
+    if (!loaded.ok()) return loaded.status().WithContext("load generation of " + vm + "/" + image);
+    recorded = *loaded;
+  }
+  GenerationRecord next{now, NextGeneration(recorded, now)};
+  if (!recorded || !(recorded->identity == now)) {
+    Status s = Store(vm, image, next);
+    if (!s.ok()) return s.WithContext("record generation of " + vm + "/" + image);
+  }
+  memo_[key] = next;
+  return next.generation;
+}
+
+}  // namespace affinity::storage
