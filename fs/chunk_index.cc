@@ -199,7 +199,7 @@ Status ChunkIndex::Flush() {
 }
 
 uint64_t ChunkIndex::commit_errors() const {
-  std::lock_guard lock(const_cast<std::mutex&>(queue_mu_));
+  std::lock_guard lock(queue_mu_);
   return commit_errors_;
 }
 

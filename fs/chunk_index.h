@@ -89,7 +89,7 @@ class ChunkIndex {
   std::mutex db_mu_;  // guards db_ and its statements
   std::unique_ptr<SqliteDb> db_;
 
-  std::mutex queue_mu_;
+  mutable std::mutex queue_mu_;
   std::condition_variable queue_cv_;
   std::condition_variable flushed_cv_;
   std::deque<Op> queue_;       // guarded by queue_mu_

@@ -70,10 +70,4 @@ Status DataFile::Sync() {
   return Status::Ok();
 }
 
-Result<uint64_t> DataFile::AllocatedBytes() const {
-  struct stat st{};
-  if (::fstat(fd_, &st) != 0) return ErrnoStatus(errno, "stat cache file " + path_);
-  return static_cast<uint64_t>(st.st_blocks) * 512;
-}
-
 }  // namespace affinity::fs

@@ -36,8 +36,6 @@ class DataFile {
   // Drops every block (all holes) and sets the length to `size`.
   Status Reset(uint64_t size);
   Status Sync();
-  // Bytes of disk actually allocated (st_blocks * 512).
-  Result<uint64_t> AllocatedBytes() const;
 
  private:
   DataFile(std::string path, int fd) : path_(std::move(path)), fd_(fd) {}

@@ -29,7 +29,7 @@ class Evictor {
 
   void Start();
   void Stop();
-  // One eviction pass (also used by tests); returns bytes freed.
+  // One eviction pass down to the low-water mark; returns bytes freed.
   uint64_t EvictOnce();
 
  private:

@@ -55,8 +55,6 @@ class VmCache {
 
   const std::vector<std::shared_ptr<ImageCache>>& images() const { return images_; }
   std::shared_ptr<ImageCache> Find(const std::string& name) const;
-  CacheBudget& budget() { return *budget_; }
-  Evictor& evictor() { return *evictor_; }
   ChunkIndex& index() { return *index_; }
   const VmCacheOptions& options() const { return options_; }
 
