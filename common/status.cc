@@ -18,6 +18,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kUnavailable: return "unavailable";
     case StatusCode::kTimeout: return "timeout";
     case StatusCode::kCancelled: return "cancelled";
+    case StatusCode::kFailedPrecondition: return "failed precondition";
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";
@@ -42,6 +43,7 @@ int Status::ToErrno() const {
     case StatusCode::kOutOfRange: return EINVAL;
     case StatusCode::kNoSpace: return ENOSPC;
     case StatusCode::kCancelled: return EINTR;
+    case StatusCode::kFailedPrecondition: return EACCES;
     case StatusCode::kIoError:
     case StatusCode::kCorruption:
     case StatusCode::kUnavailable:

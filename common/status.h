@@ -27,6 +27,7 @@ enum class StatusCode {
   kUnavailable,       // remote unreachable / 5xx; may succeed later
   kTimeout,           // deadline passed
   kCancelled,         // shut down while waiting
+  kFailedPrecondition,  // refused in the current state (e.g. commit after abort)
   kInternal,          // a bug or an unexpected library failure
 };
 
@@ -67,6 +68,7 @@ inline Status Corruption(std::string m) { return {StatusCode::kCorruption, std::
 inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status Timeout(std::string m) { return {StatusCode::kTimeout, std::move(m)}; }
 inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 // Status from an errno value, e.g. after a failed pwrite: ENOSPC -> kNoSpace.

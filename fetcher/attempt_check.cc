@@ -68,7 +68,16 @@ std::string ServerReason(const AttemptResult& r) {
 }
 
 AttemptFailure Fail(FetchError e, long http, std::string message) {
-  return AttemptFailure{e, static_cast<int>(http), std::move(message)};
+  return AttemptFailure{e, static_cast<int>(http), std::move(message), {}};
+}
+
+// The machine-readable code of an error reply: the header, else the JSON body's "error".
+std::string ServerCode(const AttemptResult& r) {
+  if (!r.affinity_error.empty()) return Printable(r.affinity_error);
+  if (r.body == nullptr || r.body->empty()) return {};
+  auto doc = nlohmann::json::parse(r.body->begin(), r.body->end(), nullptr, /*allow_exceptions=*/false);
+  if (doc.is_object() && doc.contains("error") && doc["error"].is_string()) return Printable(doc["error"].get<std::string>());
+  return {};
 }
 
 }  // namespace
@@ -141,8 +150,12 @@ std::optional<AttemptFailure> CheckAttempt(const Request& request, const Attempt
   if (r.curl_code != CURLE_OK) return ClassifyCurlError(r.curl_code, r.curl_detail, ca_file);
   const long http = r.http_status;
   const std::string status_text = "HTTP " + std::to_string(http);
-  if (http >= 500) return Fail(FetchError::kServerError, http, status_text + " " + ServerReason(r));
-  if (http >= 400) return Fail(FetchError::kClientError, http, status_text + " " + ServerReason(r));
+  if (http >= 400) {
+    AttemptFailure f = Fail(http >= 500 ? FetchError::kServerError : FetchError::kClientError, http,
+                            status_text + " " + ServerReason(r));
+    f.server_error = ServerCode(r);
+    return f;
+  }
   static const std::vector<uint8_t> kEmpty;
   const std::vector<uint8_t>& body = r.body != nullptr ? *r.body : kEmpty;
 
@@ -164,8 +177,8 @@ std::optional<AttemptFailure> CheckAttempt(const Request& request, const Attempt
                   "body of " + std::to_string(body.size()) + " bytes for a Content-Range of " +
                       std::to_string(cr->length));
     }
-  } else if (http != 200) {
-    return Fail(FetchError::kProtocol, http, "expected HTTP 200, got " + status_text);
+  } else if (http < 200 || http > 299) {
+    return Fail(FetchError::kProtocol, http, "expected HTTP 2xx, got " + status_text);
   }
 
   if (r.content_digest.empty()) {

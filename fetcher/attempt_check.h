@@ -13,8 +13,8 @@
 //    long (fewer bytes: kShortBody, more: kProtocol); a sha-256
 //    Content-Digest that matches the body (absent/malformed: kProtocol,
 //    different: kDigestMismatch).
-//  * Whole-object request: 200; a Content-Digest is optional but checked when
-//    present.
+//  * Whole-object request: any 2xx (200, 204 for a PUT); a Content-Digest is
+//    optional but checked when present.
 //
 // Thread safety: pure functions.
 #pragma once
@@ -44,6 +44,7 @@ struct AttemptFailure {
   FetchError error = FetchError::kConnect;
   int http_status = 0;
   std::string message;
+  std::string server_error;  // Affinity-Error (or the JSON "error") of a 4xx/5xx reply
 };
 
 // Classifies a failed curl transfer (code != CURLE_OK). `detail` is curl's

@@ -75,12 +75,29 @@ Status CurlAttempt::Prepare(CURL* easy, CURLSH* share, const ClientConfig& confi
   }
   body_limit_ = UINT64_MAX;
   status_ = 0;
+  auto add_header = [&](const std::string& line) {
+    curl_slist* next = curl_slist_append(headers_, line.c_str());
+    if (next == nullptr) return false;
+    headers_ = next;
+    return true;
+  };
   if (request.range) {
-    headers_ = curl_slist_append(headers_, ("Range: " + FormatRangeHeader(*request.range)).c_str());
-    if (headers_ == nullptr) return Internal("curl_slist_append failed");
+    if (!add_header("Range: " + FormatRangeHeader(*request.range))) return Internal("curl_slist_append failed");
     body_limit_ = request.range->length;
     body_.reserve(request.range->length);
   }
+  if (config.authorization) {
+    std::string auth = config.authorization();
+    if (!auth.empty() && !add_header("Authorization: " + auth)) return Internal("curl_slist_append failed");
+  }
+  if (request.priority != Priority::kDemand && !add_header("Affinity-Purpose: prefetch")) {
+    return Internal("curl_slist_append failed");
+  }
+  for (const std::string& h : request.headers) {
+    if (!add_header(h)) return Internal("curl_slist_append failed");
+  }
+  // No "Expect: 100-continue" round trip for a PUT/POST body.
+  if (!request.body.empty() && !add_header("Expect:")) return Internal("curl_slist_append failed");
   url_ = config.base_url + request.path;
   const long attempt_ms = std::max<long>(1, std::min(config.attempt_timeout, time_left).count());
   const long connect_ms = std::max<long>(1, std::min(config.connect_timeout, time_left).count());
@@ -112,6 +129,15 @@ Status CurlAttempt::Prepare(CURL* easy, CURLSH* share, const ClientConfig& confi
   set(CURLOPT_WRITEDATA, static_cast<void*>(this));
   set(CURLOPT_HEADERFUNCTION, &CurlAttempt::OnHeader);
   set(CURLOPT_HEADERDATA, static_cast<void*>(this));
+  if (request.method == "HEAD") {
+    set(CURLOPT_NOBODY, 1L);
+  } else if (request.method == "POST" || request.method == "PUT") {
+    set(CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(request.body.size()));
+    set(CURLOPT_POSTFIELDS, request.body.data());  // the Request outlives the attempt
+    if (request.method == "PUT") set(CURLOPT_CUSTOMREQUEST, "PUT");
+  } else if (request.method != "GET") {
+    return InvalidArgument("unsupported HTTP method " + request.method);
+  }
   if (rc != CURLE_OK) return Internal(std::string("curl_easy_setopt: ") + curl_easy_strerror(rc));
   return Status::Ok();
 }

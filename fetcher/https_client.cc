@@ -327,7 +327,7 @@ class HttpsClient::Impl {
   }
 
   void OnFailedAttempt(TransferPtr t, AttemptFailure failure) {
-    spdlog::debug("GET {} attempt {} failed ({}): {}", t->request.path, t->attempts, FetchErrorName(failure.error),
+    spdlog::debug("{} {} attempt {} failed ({}): {}", t->request.method, t->request.path, t->attempts, FetchErrorName(failure.error),
                   failure.message);
     if (!IsIntegrityFailure(failure.error)) t->only_integrity_failures = false;
     if (!t->first) t->first = failure;
@@ -338,7 +338,7 @@ class HttpsClient::Impl {
         m += " (attempt " + std::to_string(t->attempts) + "; first failure: " + t->first->message + ")";
       }
       Finish(std::move(t), Status(StatusCodeFor(failure.error, failure.http_status), m), failure.error,
-             failure.http_status);
+             failure.http_status, failure.server_error);
       return;
     }
     auto at = retry_.NextAttemptAt(t->attempts, Clock::now(), t->request.deadline);
@@ -368,15 +368,16 @@ class HttpsClient::Impl {
     // A request whose every reply was corrupt is reported as corruption, not as a timeout.
     bool corrupt = t->attempts > 0 && t->first && t->only_integrity_failures;
     int http = t->last ? t->last->http_status : 0;
+    std::string server_error = t->last ? t->last->server_error : std::string();
     Finish(std::move(t), Status(corrupt ? StatusCode::kCorruption : StatusCode::kTimeout, m), FetchError::kDeadline,
-           http);
+           http, server_error);
   }
 
-  void Finish(TransferPtr t, Status status, FetchError error, int http_status) {
+  void Finish(TransferPtr t, Status status, FetchError error, int http_status, std::string server_error = {}) {
     failed_++;
     FetchOutcome out;
     out.status = std::move(status);
-    out.failure = FailureDetail{error, http_status, t->attempts};
+    out.failure = FailureDetail{error, http_status, t->attempts, std::move(server_error)};
     t->done(std::move(out));
   }
 

@@ -55,16 +55,24 @@ struct ClientConfig {
   std::chrono::milliseconds max_backoff{2000};
   int max_connections = 8;
   int reserved_demand_connections = 2;
+  // Called on the fetch thread at the start of every attempt; a non-empty
+  // result is sent as the Authorization header ("Bearer <grant>"). So a
+  // renewed grant is used from the next attempt on, retries included.
+  // Must be fast and thread-safe (e.g. copy a string under a mutex).
+  std::function<std::string()> authorization;
 };
 
 // Lower value = more urgent. Demand is a VM waiting on a read right now.
 enum class Priority : uint8_t { kDemand = 0, kCritical = 1, kEarly = 2, kSuccessor = 3, kBackground = 4 };
 
 struct Request {
+  std::string method = "GET";        // GET, HEAD, PUT, POST
   std::string path;                  // "/v1/vms/vm-42/images/root.raw"
   std::optional<ByteRange> range;    // absent: whole object, no digest required
-  Priority priority = Priority::kDemand;
+  Priority priority = Priority::kDemand;  // non-demand GETs carry "Affinity-Purpose: prefetch"
   std::chrono::steady_clock::time_point deadline;  // overall, retries included
+  std::string body;                  // PUT/POST body (sent as is)
+  std::vector<std::string> headers;  // extra "Name: value" lines (e.g. Content-Range of a PUT)
 };
 
 struct Response {
@@ -80,6 +88,7 @@ struct FailureDetail {
   FetchError error = FetchError::kConnect;
   int http_status = 0;
   int attempts = 0;
+  std::string server_error;  // the reply's Affinity-Error code ("revoked", ...), if any
 };
 
 struct FetchOutcome {

@@ -54,6 +54,7 @@ Status ChunkIndex::Migrate() {
       "  generation INTEGER NOT NULL, chunk_size INTEGER NOT NULL);"
       "CREATE TABLE IF NOT EXISTS chunks(image TEXT NOT NULL, idx INTEGER NOT NULL, state INTEGER NOT NULL,"
       "  origin INTEGER NOT NULL, digest BLOB NOT NULL, fetched_at INTEGER NOT NULL,"
+      "  migration TEXT NOT NULL DEFAULT '',"
       "  PRIMARY KEY(image, idx)) WITHOUT ROWID;");
   if (!s.ok()) return s;
   auto get = db_->Prepare("SELECT value FROM meta WHERE key='format_version'");
@@ -62,6 +63,17 @@ Status ChunkIndex::Migrate() {
   if (!row.ok()) return row.status();
   if (*row) {
     int version = std::atoi(get->ColumnText(0).c_str());
+    if (version == 1) {
+      // v1 -> v2: chunks cached before grants existed belong to no migration.
+      get->Reset();
+      s = db_->Exec(
+          "BEGIN IMMEDIATE;"
+          "ALTER TABLE chunks ADD COLUMN migration TEXT NOT NULL DEFAULT '';"
+          "UPDATE meta SET value='2' WHERE key='format_version';"
+          "COMMIT;");
+      if (!s.ok()) (void)db_->Exec("ROLLBACK");
+      return s;
+    }
     if (version != kFormatVersion) {
       return Corruption("cache index " + db_->path() + " has format version " + std::to_string(version) +
                         ", this affinityfs reads version " + std::to_string(kFormatVersion) +
@@ -89,7 +101,8 @@ Result<std::vector<ImageRecord>> ChunkIndex::ListImages() {
 
 Result<std::vector<ChunkRecord>> ChunkIndex::LoadChunks(const std::string& image) {
   std::lock_guard lock(db_mu_);
-  auto stmt = db_->Prepare("SELECT idx, origin, digest FROM chunks WHERE image=?1 AND state=1 ORDER BY idx");
+  auto stmt =
+      db_->Prepare("SELECT idx, origin, digest, migration FROM chunks WHERE image=?1 AND state=1 ORDER BY idx");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, image);
   std::vector<ChunkRecord> out;
@@ -105,6 +118,7 @@ Result<std::vector<ChunkRecord>> ChunkIndex::LoadChunks(const std::string& image
       return Corruption("cache index row for " + image + " chunk " + std::to_string(rec.idx) + " has a bad digest");
     }
     std::memcpy(rec.digest.data(), blob.data(), blob.size());
+    rec.migration = stmt->ColumnText(3);
     out.push_back(rec);
   }
   return out;
@@ -153,6 +167,39 @@ Status ChunkIndex::DropImage(const std::string& image) {
   return img->Bind(1, image).Run();
 }
 
+Status ChunkIndex::PurgeMigration(const std::string& migration) {
+  {
+    std::lock_guard lock(queue_mu_);
+    purged_migrations_.insert(migration);
+  }
+  Status flushed = Flush();
+  if (!flushed.ok()) spdlog::warn("cache index flush before purge of {}: {}", migration, flushed.ToString());
+  std::lock_guard lock(db_mu_);
+  auto del = db_->Prepare("DELETE FROM chunks WHERE migration=?1");
+  if (!del.ok()) return del.status();
+  Status s = del->Bind(1, migration).Run();
+  if (!s.ok()) return s;
+  // Fold the WAL back so the deleted rows do not linger in it.
+  return db_->Exec("PRAGMA wal_checkpoint(TRUNCATE)");
+}
+
+Result<std::string> ChunkIndex::GetMeta(const std::string& key) {
+  std::lock_guard lock(db_mu_);
+  auto get = db_->Prepare("SELECT value FROM meta WHERE key=?1");
+  if (!get.ok()) return get.status();
+  get->Bind(1, key);
+  auto row = get->Step();
+  if (!row.ok()) return row.status();
+  return *row ? get->ColumnText(0) : std::string();
+}
+
+Status ChunkIndex::SetMeta(const std::string& key, const std::string& value) {
+  std::lock_guard lock(db_mu_);
+  auto put = db_->Prepare("INSERT OR REPLACE INTO meta(key, value) VALUES(?1, ?2)");
+  if (!put.ok()) return put.status();
+  return put->Bind(1, key).Bind(2, value).Run();
+}
+
 void ChunkIndex::StartWriter() {
   if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
 }
@@ -160,6 +207,7 @@ void ChunkIndex::StartWriter() {
 void ChunkIndex::EnqueuePut(std::shared_ptr<DataFile> file, const std::string& image, const ChunkRecord& chunk) {
   {
     std::lock_guard lock(queue_mu_);
+    if (!chunk.migration.empty() && purged_migrations_.count(chunk.migration) != 0) return;
     queue_.push_back(Op{true, std::move(file), image, chunk});
     ++enqueued_;
   }
@@ -244,7 +292,8 @@ Status ChunkIndex::CommitBatch(std::vector<Op>& batch) {
   Status s = db_->Exec("BEGIN IMMEDIATE");
   if (!s.ok()) return s;
   auto put = db_->Prepare(
-      "INSERT OR REPLACE INTO chunks(image, idx, state, origin, digest, fetched_at) VALUES(?1, ?2, 1, ?3, ?4, ?5)");
+      "INSERT OR REPLACE INTO chunks(image, idx, state, origin, digest, fetched_at, migration) "
+      "VALUES(?1, ?2, 1, ?3, ?4, ?5, ?6)");
   auto del = db_->Prepare("DELETE FROM chunks WHERE image=?1 AND idx=?2");
   if (!put.ok() || !del.ok()) {
     (void)db_->Exec("ROLLBACK");
@@ -258,6 +307,7 @@ Status ChunkIndex::CommitBatch(std::vector<Op>& batch) {
               .Bind(3, static_cast<int64_t>(op.chunk.origin))
               .BindBlob(4, op.chunk.digest)
               .Bind(5, now)
+              .Bind(6, op.chunk.migration)
               .Run();
     } else {
       s = del->Bind(1, op.image).Bind(2, static_cast<int64_t>(op.chunk.idx)).Run();

@@ -2,7 +2,7 @@
 //
 // Tables (format in docs/cache-format.md):
 //   images(name, size, generation, chunk_size)  what the cached bytes belong to
-//   chunks(image, idx, state, origin, digest, fetched_at)
+//   chunks(image, idx, state, origin, digest, fetched_at, migration)
 // The read path never touches SQLite: it enqueues Put/Delete records, and one
 // writer thread commits them in batches. Before committing a batch that marks
 // chunks present, the writer fdatasyncs the data files those chunks live in,
@@ -20,6 +20,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <set>
 #include <thread>
 #include <vector>
 
@@ -45,11 +46,15 @@ struct ChunkRecord {
   uint32_t idx = 0;
   ChunkDigest digest{};
   ChunkOrigin origin = ChunkOrigin::kDemand;
+  // The migration whose grant fetched it while that migration was open
+  // ("" otherwise): an abort purges exactly these (docs/grants.md).
+  std::string migration;
 };
 
 class ChunkIndex {
  public:
-  static constexpr int kFormatVersion = 1;
+  // 2: chunks.migration (a v1 index is upgraded in place).
+  static constexpr int kFormatVersion = 2;
 
   // Opens (creating if needed) the index; kCorruption if it is not ours or of
   // a newer format. Starts no thread.
@@ -62,6 +67,13 @@ class ChunkIndex {
   // Forgets every chunk of the image and records `record` as its identity.
   Status ResetImage(const ImageRecord& record);
   Status DropImage(const std::string& image);
+  // Commits what is queued, deletes every row fetched under `migration` in
+  // every image, and from now on drops queued rows of it instead of
+  // committing them (a fetch that finishes after the purge).
+  Status PurgeMigration(const std::string& migration);
+  // A small key/value store for daemon state that must survive restarts.
+  Result<std::string> GetMeta(const std::string& key);
+  Status SetMeta(const std::string& key, const std::string& value);
 
   // --- asynchronous, batched ---
   void StartWriter();
@@ -98,6 +110,7 @@ class ChunkIndex {
   Status first_error_;         // guarded by queue_mu_
   uint64_t commit_errors_ = 0; // guarded by queue_mu_
   bool stop_ = false;          // guarded by queue_mu_
+  std::set<std::string> purged_migrations_;  // guarded by queue_mu_
   std::thread writer_;
 };
 

@@ -32,6 +32,12 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   app.add_option("--ca-file", o.ca_file, "CA certificate that signed the storage host's certificate")->required();
   app.add_option("--cert", o.cert_file, "This host's client certificate (PEM)")->required();
   app.add_option("--key", o.key_file, "Private key of --cert (PEM)")->required();
+  app.add_option("--grant", o.grant_file,
+                 "File holding this host's grant (affinityctl migrate begin --grant-out / grant issue --out); "
+                 "re-read when it changes, renewed grants are written back")
+      ->required();
+  double grant_poll_s = 2;
+  app.add_option("--grant-poll", grant_poll_s, "Seconds between checks of the grant and its migration (0.1 to 60)");
   app.add_option("--chunk-size", o.chunk_size, "Chunk size, a power of two from 4K to 4M (e.g. 256K)")
       ->transform(CLI::AsSizeValue(false));
   app.add_option("--cache-size", o.cache_size, "Cache size limit (e.g. 20G); 0 = unlimited")
@@ -58,7 +64,8 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   if (o.debug) o.foreground = true;
   // The daemon changes directory to "/" when it goes to the background, so
   // every path is made absolute now, relative to where it was started.
-  for (std::string* path : {&o.mountpoint, &o.cache_dir, &o.ca_file, &o.cert_file, &o.key_file, &o.log_file}) {
+  for (std::string* path :
+       {&o.mountpoint, &o.cache_dir, &o.ca_file, &o.cert_file, &o.key_file, &o.grant_file, &o.log_file}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).lexically_normal().string();
   }
 
@@ -74,7 +81,8 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   if (!s.ok()) return s.WithContext("--vm");
   for (const auto& [what, path] : {std::pair<std::string, std::string>{"--ca-file", o.ca_file},
                                    {"--cert", o.cert_file},
-                                   {"--key", o.key_file}}) {
+                                   {"--key", o.key_file},
+                                   {"--grant", o.grant_file}}) {
     s = Readable(what, path);
     if (!s.ok()) return s;
   }
@@ -88,6 +96,8 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   }
   if (!(timeout_s > 0 && timeout_s <= 86400)) return InvalidArgument("--timeout must be in (0, 86400] seconds");
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
+  if (!(grant_poll_s >= 0.1 && grant_poll_s <= 60)) return InvalidArgument("--grant-poll must be in [0.1, 60] seconds");
+  o.grant_poll = std::chrono::milliseconds(static_cast<int64_t>(grant_poll_s * 1000));
   if (o.cache_dir.empty()) return InvalidArgument("--cache-dir must not be empty");
   return o;
 }

@@ -206,7 +206,13 @@ void ReplyXattr(fuse_req_t req, const std::string& value, size_t size) {
 }
 
 XattrList XattrsOf(FuseServer* server, fuse_ino_t ino) {
-  if (ino == kRootIno) return RootXattrs(server->cache(), server->options().storage_url);
+  if (ino == kRootIno) {
+    XattrList out = RootXattrs(server->cache(), server->options().storage_url);
+    if (server->options().extra_root_xattrs) {
+      for (auto& kv : server->options().extra_root_xattrs()) out.push_back(std::move(kv));
+    }
+    return out;
+  }
   return ImageXattrs(*ImageOf(server, ino));
 }
 
@@ -242,7 +248,18 @@ void OnListxattr(fuse_req_t req, fuse_ino_t ino, size_t size) {
   ReplyXattr(req, names, size);
 }
 
-void OnSetxattr(fuse_req_t req, fuse_ino_t, const char*, const char*, size_t, int) { fuse_reply_err(req, EROFS); }
+constexpr const char* kControlXattr = "user.affinity.control";
+
+void OnSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* value, size_t size, int) {
+  FuseServer* server = Server(req);
+  if (ino != kRootIno || std::strcmp(name, kControlXattr) != 0 || !server->options().control) {
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  Status s = server->options().control(std::string(value, size));
+  if (!s.ok()) spdlog::warn("{} = '{}': {}", kControlXattr, std::string(value, std::min<size_t>(size, 64)), s.ToString());
+  fuse_reply_err(req, s.ok() ? 0 : s.ToErrno());
+}
 void OnRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
 
 const fuse_lowlevel_ops kOps = [] {
@@ -311,6 +328,22 @@ Status FuseServer::Run() {
   fuse_loop_cfg_destroy(config);
   if (rc < 0) return IoError(std::string("FUSE loop failed: ") + std::strerror(-rc));
   return Status::Ok();
+}
+
+void FuseServer::InvalidateKernelCache(const std::string& image, uint64_t offset, uint64_t length) {
+  if (session_ == nullptr || !mounted_) return;
+  const auto& images = cache_->images();
+  for (size_t i = 0; i < images.size(); ++i) {
+    if (images[i]->record().name != image) continue;
+    int rc = fuse_lowlevel_notify_inval_inode(session_, kRootIno + 1 + i, static_cast<off_t>(offset),
+                                              static_cast<off_t>(length));
+    if (rc != 0 && rc != -ENOENT) spdlog::warn("dropping the kernel cache of {}: {}", image, std::strerror(-rc));
+    return;
+  }
+}
+
+void FuseServer::InvalidateAllKernelCaches() {
+  for (const auto& image : cache_->images()) InvalidateKernelCache(image->record().name, 0, 0);
 }
 
 }  // namespace affinity::fs

@@ -16,7 +16,9 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <memory>
+#include <utility>
 #include <string>
 #include <vector>
 
@@ -32,6 +34,12 @@ struct FuseServerOptions {
   std::string storage_url;
   std::vector<std::string> fuse_options;  // "-o" values, passed to libfuse
   std::chrono::milliseconds timeout{60000};
+  // setxattr("user.affinity.control", value) on the mount's root: runs this
+  // (e.g. "refresh": apply a migration's commit or abort now) and answers
+  // with its errno. Empty: the attribute is refused with EROFS like any other.
+  std::function<Status(const std::string& value)> control;
+  // More user.affinity.* attributes of the root directory (grant state).
+  std::function<std::vector<std::pair<std::string, std::string>>()> extra_root_xattrs;
   unsigned max_threads = 64;
   bool debug = false;
 };
@@ -47,6 +55,12 @@ class FuseServer {
   Status Mount();
   // Serves until unmounted or a SIGINT/SIGTERM/SIGHUP arrives.
   Status Run();
+
+  // Drops the kernel's page cache of `image` in [offset, offset+length)
+  // (length 0: all of it), so the next read comes to us. Any thread but a
+  // FUSE worker answering a request on that image.
+  void InvalidateKernelCache(const std::string& image, uint64_t offset, uint64_t length);
+  void InvalidateAllKernelCaches();
 
   // Used by the callbacks (public for the C trampolines).
   VmCache& cache() { return *cache_; }

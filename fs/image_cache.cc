@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <thread>
 #include <cstring>
 
 namespace affinity::fs {
@@ -26,6 +27,7 @@ struct ImageCache::Flight {
   uint32_t first = 0;
   uint32_t count = 0;
   ChunkOrigin origin = ChunkOrigin::kDemand;
+  std::string migration;  // AccessState::tag() when the fetch started
 
   std::mutex mu;
   std::condition_variable cv;
@@ -65,13 +67,14 @@ void ReadLease::Release() {
 // --------------------------------------------------------------- ImageCache
 
 ImageCache::ImageCache(ImageRecord record, std::shared_ptr<DataFile> file, ChunkIndex* index, ChunkSource* source,
-                       CacheBudget* budget)
+                       CacheBudget* budget, AccessState* access)
     : record_(std::move(record)),
       chunk_count_(static_cast<uint32_t>((record_.size + record_.chunk_size - 1) / record_.chunk_size)),
       file_(std::move(file)),
       index_(index),
       source_(source),
       budget_(budget),
+      access_(access),
       last_access_(new std::atomic<uint64_t>[chunk_count_ == 0 ? 1 : chunk_count_]()) {}
 
 ImageCache::~ImageCache() { budget_->Sub(cached_bytes()); }
@@ -95,6 +98,7 @@ void ImageCache::LoadPresent(const std::vector<ChunkRecord>& chunks) {
       present_.add(c.idx);
       unverified_.add(c.idx);
       unverified_digest_[c.idx] = c.digest;
+      if (!c.migration.empty()) by_migration_[c.migration].add(c.idx);
       bytes += ChunkLength(c.idx);
     }
   }
@@ -128,7 +132,9 @@ void ImageCache::PlanRunsLocked(uint32_t first, uint32_t last, ChunkOrigin origi
 
 void ImageCache::StartFlights(const std::vector<std::shared_ptr<Flight>>& flights, fetcher::Priority priority,
                               Deadline deadline) {
+  const std::string tag = access_ != nullptr ? access_->tag() : std::string();
   for (const auto& flight : flights) {
+    flight->migration = tag;
     stats_.inflight_fetches.fetch_add(1, std::memory_order_relaxed);
     ImageStats::Add(stats_.fetch_requests, 1);
     std::weak_ptr<ImageCache> weak = weak_from_this();
@@ -172,7 +178,7 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
         unstored = std::make_shared<std::vector<uint8_t>>(std::move(result).value());
         break;
       }
-      stored.push_back(ChunkRecord{idx, ComputeChunkDigest(slice), flight->origin});
+      stored.push_back(ChunkRecord{idx, ComputeChunkDigest(slice), flight->origin, flight->migration});
       pos += len;
     }
   } else {
@@ -181,16 +187,29 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
   }
 
   uint64_t added = 0;
+  bool discard = false;
   {
     std::lock_guard lock(mu_);
     for (uint32_t k = 0; k < flight->count; ++k) {
       auto it = inflight_.find(flight->first + k);
       if (it != inflight_.end() && it->second == flight) inflight_.erase(it);
     }
-    for (const ChunkRecord& c : stored) {
+    // Checked under mu_, which a purge also takes: either the purge sees these
+    // chunks present (and drops them) or we see the tag purged (and keep none).
+    discard = access_ != nullptr && access_->IsPurged(flight->migration);
+    for (const ChunkRecord& c : discard ? std::vector<ChunkRecord>{} : stored) {
       present_.add(c.idx);
       added += ChunkLength(c.idx);
+      for (auto& [tag, chunks] : by_migration_) chunks.remove(c.idx);
+      if (!c.migration.empty()) by_migration_[c.migration].add(c.idx);
     }
+  }
+  if (discard) {
+    for (const ChunkRecord& c : stored) (void)file_->PunchHole(ChunkOffset(c.idx), ChunkLength(c.idx));
+    stored.clear();
+    unstored.reset();
+    status = PermissionDenied(record_.name + ": bytes fetched under migration " + flight->migration +
+                              " arrived after it was aborted; discarded");
   }
   for (const ChunkRecord& c : stored) index_->EnqueuePut(file_, record_.name, c);
   if (added > 0) {
@@ -248,6 +267,10 @@ void ImageCache::Unpin(uint32_t first, uint32_t last) {
 }
 
 Result<ReadLease> ImageCache::Acquire(uint64_t offset, uint64_t length, Deadline deadline) {
+  if (access_ != nullptr) {
+    Status allowed = access_->ReadPermission();
+    if (!allowed.ok()) return allowed;
+  }
   ReadLease lease;
   lease.owner_ = this;
   lease.fd_ = file_->fd();
@@ -377,6 +400,7 @@ Result<ReadLease> ImageCache::ServeFromFlights(uint64_t offset, uint64_t length,
 }
 
 void ImageCache::NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline deadline) {
+  if (access_ != nullptr && access_->revoked()) return;
   uint64_t max_window = max_readahead_bytes_.load(std::memory_order_relaxed);
   if (max_window == 0 || offset >= record_.size) return;
   std::vector<std::shared_ptr<Flight>> started;
@@ -448,6 +472,73 @@ uint64_t ImageCache::TryEvict(uint32_t idx) {
   budget_->Sub(len);
   ImageStats::Add(stats_.evicted_bytes, len);
   return len;
+}
+
+Status ImageCache::DropChunk(uint32_t idx, Deadline deadline) {
+  for (;;) {
+    if (TryEvict(idx) > 0) return Status::Ok();
+    std::shared_ptr<Flight> fetching;
+    {
+      std::lock_guard lock(mu_);
+      auto it = inflight_.find(idx);
+      if (it != inflight_.end()) {
+        fetching = it->second;
+      } else if (!present_.contains(idx)) {
+        return Status::Ok();  // not cached (any more)
+      }
+    }
+    if (std::chrono::steady_clock::now() >= deadline) {
+      return Timeout(record_.name + ": chunk " + std::to_string(idx) + " stayed busy; it could not be dropped");
+    }
+    if (fetching) {
+      std::unique_lock lock(fetching->mu);
+      fetching->cv.wait_until(lock, deadline, [&] { return fetching->done; });
+    } else {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a reader holds a pin: replies are short
+    }
+  }
+}
+
+Status ImageCache::PurgeMigration(const std::string& migration, Deadline deadline) {
+  Roaring chunks;
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_migration_.find(migration);
+    if (it == by_migration_.end()) return Status::Ok();
+    chunks = it->second;
+  }
+  uint64_t dropped = 0;
+  for (uint32_t idx : chunks) {
+    Status s = DropChunk(idx, deadline);
+    if (!s.ok()) return s;
+    ++dropped;
+  }
+  {
+    std::lock_guard lock(mu_);
+    auto it = by_migration_.find(migration);
+    if (it != by_migration_.end()) {
+      it->second -= chunks;
+      if (it->second.isEmpty()) by_migration_.erase(it);
+    }
+  }
+  spdlog::info("{}: purged {} chunks fetched under migration {}", record_.name, dropped, migration);
+  return Status::Ok();
+}
+
+Status ImageCache::InvalidateRange(uint64_t offset, uint64_t length, Deadline deadline) {
+  if (length == 0 || offset >= record_.size) return Status::Ok();
+  const uint64_t end = std::min(record_.size, offset + length);
+  for (uint64_t idx = offset / record_.chunk_size; idx * record_.chunk_size < end; ++idx) {
+    Status s = DropChunk(static_cast<uint32_t>(idx), deadline);
+    if (!s.ok()) return s;
+  }
+  return Status::Ok();
+}
+
+uint64_t ImageCache::ChunksOfMigration(const std::string& migration) const {
+  std::lock_guard lock(mu_);
+  auto it = by_migration_.find(migration);
+  return it == by_migration_.end() ? 0 : (it->second & present_).cardinality();
 }
 
 }  // namespace affinity::fs

@@ -14,6 +14,10 @@
 //   and recorded in the index by the batched writer after an fdatasync.
 //   If the cache disk cannot take the bytes (ENOSPC), the waiting reads are
 //   served from the fetched buffer and nothing is marked present.
+// Grants: while AccessState says access is revoked, Acquire fails with
+//   kPermissionDenied before looking at anything. Each fetch carries the
+//   migration tag current when it started; its chunks are remembered per
+//   tag, and a fetch whose tag was purged meanwhile is discarded.
 //
 // Thread safety: all public methods from any thread. mu_ guards the bitmaps
 // and tables; it is never held while waiting for a fetch, doing file I/O, or
@@ -34,6 +38,7 @@
 #include <vector>
 
 #include "common/status.h"
+#include "fs/access_state.h"
 #include "fs/cache_budget.h"
 #include "fs/chunk_index.h"
 #include "fs/chunk_source.h"
@@ -83,8 +88,9 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   using Deadline = ChunkSource::Deadline;
 
   // REQUIRES: record.size / record.chunk_size < 2^32, chunk_size a power of two.
+  // `access` (may be null: always readable, no tags) must outlive the cache.
   ImageCache(ImageRecord record, std::shared_ptr<DataFile> file, ChunkIndex* index, ChunkSource* source,
-             CacheBudget* budget);
+             CacheBudget* budget, AccessState* access = nullptr);
   ~ImageCache();
 
   // Start-up: chunks the index says are present (verified lazily on first read).
@@ -105,6 +111,16 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   // Drops the chunk if it is present, unpinned and not being fetched;
   // returns the bytes freed (0 if it was skipped).
   uint64_t TryEvict(uint32_t idx);
+
+  // Grants (docs/grants.md). Both wait for readers of a chunk to finish
+  // and for a fetch of it to land, then punch it out of the data file and
+  // the index; kTimeout if that takes past `deadline`.
+  // Every chunk fetched under `migration` (an aborted one):
+  Status PurgeMigration(const std::string& migration, Deadline deadline);
+  // Every chunk overlapping [offset, offset+length) (stale at commit):
+  Status InvalidateRange(uint64_t offset, uint64_t length, Deadline deadline);
+  // Chunks present that were fetched under `migration`.
+  uint64_t ChunksOfMigration(const std::string& migration) const;
 
   const ImageRecord& record() const { return record_; }
   ImageStats& stats() { return stats_; }
@@ -128,6 +144,7 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   // Verifies one chunk loaded from an earlier run; drops it on mismatch.
   void VerifyChunk(uint32_t idx);
   void Unpin(uint32_t first, uint32_t last);
+  Status DropChunk(uint32_t idx, Deadline deadline);
   Result<ReadLease> ServeFromFlights(uint64_t offset, uint64_t length,
                                      const std::vector<std::shared_ptr<Flight>>& flights);
 
@@ -137,6 +154,7 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   ChunkIndex* const index_;
   ChunkSource* const source_;
   CacheBudget* const budget_;
+  AccessState* const access_;
   std::unique_ptr<std::atomic<uint64_t>[]> last_access_;  // per chunk, budget ticks
   std::atomic<uint64_t> cached_bytes_{0};
   std::atomic<uint64_t> max_readahead_bytes_{16 << 20};
@@ -148,6 +166,7 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   std::unordered_map<uint32_t, ChunkDigest> unverified_digest_; // guarded by mu_
   std::unordered_map<uint32_t, std::shared_ptr<Flight>> inflight_;  // guarded by mu_
   std::unordered_map<uint32_t, uint32_t> pins_;                 // guarded by mu_
+  std::unordered_map<std::string, Roaring> by_migration_;        // guarded by mu_; chunks per migration tag
   uint64_t readahead_next_ = UINT64_MAX;                        // guarded by mu_
   uint64_t readahead_stream_bytes_ = 0;                         // guarded by mu_
 };

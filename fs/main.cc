@@ -19,6 +19,8 @@
 #include "common/logging.h"
 #include "fetcher/https_client.h"
 #include "fs/daemon_options.h"
+#include "fs/grant_keeper.h"
+#include "fs/xattr_stats.h"
 #include "fs/fuse_server.h"
 #include "fs/image_listing.h"
 #include "fs/remote_chunk_source.h"
@@ -82,7 +84,20 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   namespace fs = affinity::fs;
   namespace fetcher = affinity::fetcher;
 
+  fs::GrantKeeperOptions grant_options;
+  grant_options.grant_file = o.grant_file;
+  grant_options.vm = o.vm;
+  grant_options.poll_interval = o.grant_poll;
+  grant_options.request_timeout = std::min(o.timeout, std::chrono::milliseconds(10000));
+  auto keeper = fs::GrantKeeper::Load(grant_options);
+  if (!keeper.ok()) {
+    reporter.Fail(keeper.status());
+    return 1;
+  }
+  fs::GrantKeeper* grants = keeper->get();
+
   fetcher::ClientConfig cfg;
+  cfg.authorization = [grants] { return grants->Authorization(); };
   cfg.base_url = o.storage_url;
   cfg.ca_file = o.ca_file;
   cfg.cert_file = o.cert_file;
@@ -110,7 +125,7 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
     }
   }
 
-  fs::RemoteChunkSource source(client->get(), o.vm);
+  fs::RemoteChunkSource source(client->get(), o.vm, [grants](const std::string& code) { grants->Poke(code); });
   auto cache = fs::VmCache::Open(cache_options, *listing, &source);
   if (!cache.ok()) {
     reporter.Fail(cache.status());
@@ -124,6 +139,11 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   server_options.fuse_options = o.fuse_options;
   server_options.timeout = o.timeout;
   server_options.debug = o.debug;
+  server_options.control = [grants](const std::string& value) -> Status {
+    if (value == "refresh") return grants->RefreshNow();
+    return affinity::InvalidArgument("unknown control '" + value + "' (known: refresh)");
+  };
+  server_options.extra_root_xattrs = [grants] { return fs::GrantXattrs(grants->Snapshot()); };
   auto server = std::make_unique<fs::FuseServer>(cache->get(), server_options);
   Status s = server->Mount();
   if (!s.ok()) {
@@ -131,6 +151,23 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
     return 1;
   }
   (*cache)->Start();
+  fs::VmCache* vm_cache = cache->get();
+  fs::FuseServer* fuse = server.get();
+  fs::GrantKeeperHooks hooks;
+  hooks.purge = [vm_cache](const std::string& migration) {
+    return vm_cache->PurgeMigration(migration, std::chrono::steady_clock::now() + std::chrono::seconds(30));
+  };
+  hooks.invalidate = [vm_cache, fuse](const std::vector<fs::StaleImageRange>& stale) -> Status {
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    for (const auto& r : stale) {
+      Status s = vm_cache->InvalidateRange(r.image, r.range.offset, r.range.length, deadline);
+      if (!s.ok()) return s;
+      fuse->InvalidateKernelCache(r.image, r.range.offset, r.range.length);
+    }
+    return vm_cache->Flush();
+  };
+  hooks.drop_kernel_cache = [fuse] { fuse->InvalidateAllKernelCaches(); };
+  grants->Start(client->get(), &vm_cache->access(), &vm_cache->index(), std::move(hooks));
   spdlog::info("mounted VM {} from {} on {} ({} images, chunk size {}, cache limit {})", o.vm, o.storage_url,
                o.mountpoint, (*cache)->images().size(), o.chunk_size, o.cache_size);
   reporter.Succeed();
@@ -138,6 +175,7 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   if (!s.ok()) spdlog::error("{}", s.ToString());
   // Unmount first, then stop fetching (pending callbacks complete as cancelled),
   // then flush and close the cache.
+  grants->Stop();  // before the server and the cache it calls into
   server.reset();
   client->reset();
   cache->reset();

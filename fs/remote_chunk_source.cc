@@ -9,8 +9,10 @@ void RemoteChunkSource::Fetch(const std::string& image, ByteRange range, fetcher
   req.range = range;
   req.priority = priority;
   req.deadline = deadline;
-  client_->Submit(std::move(req), [range, image, done = std::move(done)](fetcher::FetchOutcome outcome) {
+  client_->Submit(std::move(req), [this, range, image, done = std::move(done)](fetcher::FetchOutcome outcome) {
     if (!outcome.status.ok()) {
+      const int http = outcome.failure.http_status;
+      if ((http == 401 || http == 403) && on_refusal_) on_refusal_(outcome.failure.server_error);
       done(outcome.status.WithContext("fetch " + image + " " + FormatRangeHeader(range)));
       return;
     }

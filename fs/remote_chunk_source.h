@@ -5,6 +5,7 @@
 #pragma once
 
 #include <memory>
+#include <functional>
 #include <string>
 
 #include "fetcher/https_client.h"
@@ -14,7 +15,11 @@ namespace affinity::fs {
 
 class RemoteChunkSource final : public ChunkSource {
  public:
-  RemoteChunkSource(fetcher::HttpsClient* client, std::string vm) : client_(client), vm_(std::move(vm)) {}
+  // `on_refusal` (may be empty) is told the code of every grant refusal a
+  // fetch meets (revoked, stale_epoch, expired, ...), on the fetch thread.
+  RemoteChunkSource(fetcher::HttpsClient* client, std::string vm,
+                    std::function<void(const std::string&)> on_refusal = {})
+      : client_(client), vm_(std::move(vm)), on_refusal_(std::move(on_refusal)) {}
   void Fetch(const std::string& image, ByteRange range, fetcher::Priority priority, Deadline deadline,
              Done done) override;
 
@@ -25,6 +30,7 @@ class RemoteChunkSource final : public ChunkSource {
  private:
   fetcher::HttpsClient* client_;
   std::string vm_;
+  std::function<void(const std::string&)> on_refusal_;
 };
 
 }  // namespace affinity::fs

@@ -80,7 +80,8 @@ Result<std::unique_ptr<VmCache>> VmCache::Open(const VmCacheOptions& options, co
     std::string data_path = VmDir(options) + "/data/" + remote.name;
     auto file = DataFile::Open(data_path, remote.size);
     if (!file.ok()) return file.status();
-    auto image = std::make_shared<ImageCache>(record, *file, cache->index_.get(), source, cache->budget_.get());
+    auto image = std::make_shared<ImageCache>(record, *file, cache->index_.get(), source, cache->budget_.get(),
+                                              &cache->access_);
     auto prev = previous.find(remote.name);
     if (prev != previous.end() && prev->second == record) {
       auto chunks = cache->index_->LoadChunks(remote.name);
@@ -134,6 +135,21 @@ std::shared_ptr<ImageCache> VmCache::Find(const std::string& name) const {
     if (image->record().name == name) return image;
   }
   return nullptr;
+}
+
+Status VmCache::PurgeMigration(const std::string& migration, ImageCache::Deadline deadline) {
+  for (const auto& image : images_) {
+    Status s = image->PurgeMigration(migration, deadline);
+    if (!s.ok()) return s;
+  }
+  return index_->PurgeMigration(migration);
+}
+
+Status VmCache::InvalidateRange(const std::string& image, uint64_t offset, uint64_t length,
+                                ImageCache::Deadline deadline) {
+  auto cache = Find(image);
+  if (!cache) return Status::Ok();  // not an image of this mount: nothing cached
+  return cache->InvalidateRange(offset, length, deadline);
 }
 
 }  // namespace affinity::fs

@@ -56,6 +56,15 @@ class VmCache {
   const std::vector<std::shared_ptr<ImageCache>>& images() const { return images_; }
   std::shared_ptr<ImageCache> Find(const std::string& name) const;
   ChunkIndex& index() { return *index_; }
+  AccessState& access() { return access_; }
+
+  // Grants (docs/grants.md): drop every chunk fetched under an aborted
+  // migration from every image's data file and from the index. The caller
+  // has already revoked access (AccessState::Revoke), so nothing new of that
+  // migration can be stored meanwhile.
+  Status PurgeMigration(const std::string& migration, ImageCache::Deadline deadline);
+  // Drop every cached chunk overlapping [offset, offset+length) of `image`.
+  Status InvalidateRange(const std::string& image, uint64_t offset, uint64_t length, ImageCache::Deadline deadline);
   const VmCacheOptions& options() const { return options_; }
 
  private:
@@ -66,6 +75,7 @@ class VmCache {
   std::unique_ptr<CacheBudget> budget_;
   std::vector<std::shared_ptr<ImageCache>> images_;
   std::unique_ptr<Evictor> evictor_;
+  AccessState access_;
 };
 
 }  // namespace affinity::fs

@@ -93,4 +93,21 @@ XattrList RootXattrs(VmCache& cache, const std::string& storage_url) {
   return out;
 }
 
+XattrList GrantXattrs(const GrantSnapshot& g) {
+  XattrList out;
+  auto put = [&](const char* name, std::string value) { out.emplace_back(std::string(kXattrPrefix) + name, value); };
+  put("grant_id", g.grant_id);
+  put("grant_ops", g.ops);
+  put("grant_expires", std::to_string(g.expires));
+  put("grant_epoch", std::to_string(g.epoch));
+  put("grant_state", g.revoked ? "revoked" : "valid");
+  put("grant_revoked_reason", g.revoked_reason);
+  put("migration", g.migration);
+  put("migration_state", g.migration_state);
+  put("grant_renewals", std::to_string(g.renewals));
+  put("migration_purges", std::to_string(g.purges));
+  put("stale_ranges_invalidated", std::to_string(g.invalidated_ranges));
+  return out;
+}
+
 }  // namespace affinity::fs

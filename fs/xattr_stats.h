@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "fs/grant_keeper.h"
 #include "fs/vm_cache.h"
 
 namespace affinity::fs {
@@ -23,5 +24,9 @@ using XattrList = std::vector<std::pair<std::string, std::string>>;
 XattrList ImageXattrs(ImageCache& image);
 // Mount root: totals over all images plus mount-wide settings.
 XattrList RootXattrs(VmCache& cache, const std::string& storage_url);
+// user.affinity.grant_id, .grant_ops, .grant_expires, .grant_epoch,
+// .grant_state (valid|revoked), .grant_revoked_reason, .migration,
+// .migration_state, .grant_renewals, .migration_purges, .stale_ranges_invalidated.
+XattrList GrantXattrs(const GrantSnapshot& grant);
 
 }  // namespace affinity::fs

@@ -12,6 +12,7 @@
 #include <string>
 #include <string_view>
 
+#include "acl/grant_refusal.h"
 #include "common/status.h"
 #include "storage/reply.h"
 
@@ -25,6 +26,8 @@ enum class ApiError {
   kNotFound,             // 404 unknown VM, image or endpoint
   kMethodNotAllowed,     // 405
   kRangeNotSatisfiable,  // 416
+  kConflict,             // 409 not allowed in the current state (commit after abort, ...)
+  kPayloadTooLarge,      // 413 a write larger than the server accepts at once
   kInternal,             // 500 an I/O or unexpected error on the storage host
 };
 
@@ -34,7 +37,13 @@ int ApiErrorStatus(ApiError e);             // 400, ...
 Reply ErrorReply(ApiError e, std::string reason);
 
 // Maps a VolumeStore/StateDb status: kInvalidArgument -> bad_name,
-// kNotFound -> not_found, kPermissionDenied -> forbidden, else internal.
+// kNotFound -> not_found, kPermissionDenied -> forbidden,
+// kFailedPrecondition -> conflict, kOutOfRange -> range_not_satisfiable,
+// else internal.
 Reply ErrorReplyFromStatus(const Status& s);
+
+// A refused grant or control-plane credential: 401/403 with the refusal's
+// own code (acl/grant_refusal.h) as `error` and `Affinity-Error`.
+Reply DenialReply(const acl::GrantDenial& denial);
 
 }  // namespace affinity::storage

@@ -1,11 +1,13 @@
 // ApiRouter: the storage host's HTTP API v1 (docs/protocol.md), free of any
 // transport: a parsed request in, a Reply out.
 //
-//   GET       /v1/health                    {"status":"ok","version":...}
-//   GET       /v1/vms                       {"vms":[{"name":...}]}
-//   GET       /v1/vms/{vm}/images           {"vm":...,"images":[{name,size,generation}]}
-//   GET, HEAD /v1/vms/{vm}/images/{image}   image bytes (RangeHandler)
-//   GET       /v1/metrics                   Metrics::ToJson()
+//   GET       /v1/health                    any client        {"status":"ok","version":...}
+//   GET       /v1/vms                       admin             {"vms":[{"name":...}]}
+//   GET       /v1/metrics                   admin             Metrics::ToJson()
+//   GET       /v1/vms/{vm}/images           grant for vm      {"vm":...,"images":[...in scope]}
+//   GET, HEAD /v1/vms/{vm}/images/{image}   read (or prefetch) grant: bytes (RangeHandler)
+//   PUT       /v1/vms/{vm}/images/{image}   write grant, owner (WriteHandler)
+//   /v1/grants..., /v1/migrations..., /v1/vms/{vm}/owner: ControlHandler
 //
 // The raw target is percent-decoded into segments first (request_path.h) and
 // names are validated after decoding (VolumeStore), so "%2e%2e" is refused
@@ -21,10 +23,11 @@
 #include <string>
 #include <string_view>
 
-#include "storage/metrics.h"
-#include "storage/range_handler.h"
+#include <vector>
+
+#include "storage/api_services.h"
+#include "storage/peer_identity.h"
 #include "storage/reply.h"
-#include "storage/volume_store.h"
 
 namespace affinity::storage {
 
@@ -34,14 +37,16 @@ struct ApiRequest {
   std::string method;                // "GET", "HEAD", ...
   std::string target;                // raw request-target: "/v1/vms/vm-42/images/root.raw?x"
   std::optional<std::string> range;  // the Range header, if sent
-  std::string peer;                  // "127.0.0.1:53422", for log lines
+  PeerIdentity peer;                 // established by the TLS handshake
+  std::optional<std::string> authorization;  // "Bearer <grant>"
+  std::optional<std::string> purpose;        // Affinity-Purpose: "prefetch" or "read"
+  std::optional<std::string> content_range;  // of a PUT body
+  std::string body;                           // PUT/POST only
 };
 
 class ApiRouter {
  public:
-  // All must outlive the router.
-  ApiRouter(const VolumeStore* store, Metrics* metrics, const RangeHandler* ranges)
-      : store_(store), metrics_(metrics), ranges_(ranges) {}
+  explicit ApiRouter(ApiServices services) : services_(services) {}
 
   Reply Handle(const ApiRequest& request) noexcept;
 
@@ -51,11 +56,10 @@ class ApiRouter {
 
  private:
   Reply Route(const ApiRequest& request);
+  Reply RouteImages(const ApiRequest& request, const std::vector<std::string>& seg);
   Reply Logged(const ApiRequest& request, Reply reply) noexcept;
 
-  const VolumeStore* const store_;
-  Metrics* const metrics_;
-  const RangeHandler* const ranges_;
+  const ApiServices services_;
 };
 
 }  // namespace affinity::storage

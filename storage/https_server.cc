@@ -23,9 +23,10 @@ using tcp = net::ip::tcp;
 
 class HttpsServer::Impl {
  public:
-  Impl(ServerOptions options, ApiRouter* router, std::unique_ptr<ssl::context> tls)
+  Impl(ServerOptions options, ApiRouter* router, const ClientRoles* roles, std::unique_ptr<ssl::context> tls)
       : options_(std::move(options)),
         router_(router),
+        roles_(roles),
         tls_(std::move(tls)),
         registry_(options_.max_connections),
         ioc_(options_.threads),
@@ -121,7 +122,7 @@ class HttpsServer::Impl {
     boost::system::error_code ignored;
     socket.set_option(tcp::no_delay(true), ignored);
     SessionLimits limits{options_.idle_timeout, options_.write_timeout, options_.header_limit};
-    auto session = std::make_shared<HttpsSession>(std::move(socket), *tls_, *router_, registry_, limits);
+    auto session = std::make_shared<HttpsSession>(std::move(socket), *tls_, *router_, *roles_, registry_, limits);
     if (auto id = registry_.Add(session)) {
       session->Start(*id);
     } else {
@@ -135,6 +136,7 @@ class HttpsServer::Impl {
   // handler and session) is destroyed before the registry and TLS context.
   const ServerOptions options_;
   ApiRouter* const router_;
+  const ClientRoles* const roles_;
   const std::unique_ptr<ssl::context> tls_;
   ConnectionRegistry registry_;
   net::io_context ioc_;
@@ -146,11 +148,12 @@ class HttpsServer::Impl {
   bool stopped_ = false;
 };
 
-Result<std::unique_ptr<HttpsServer>> HttpsServer::Create(const ServerOptions& options, ApiRouter* router) {
+Result<std::unique_ptr<HttpsServer>> HttpsServer::Create(const ServerOptions& options, ApiRouter* router,
+                                                         const ClientRoles* roles) {
   if (options.threads < 1) return InvalidArgument("--threads must be at least 1");
   auto tls = MakeServerTlsContext(options.tls);
   if (!tls.ok()) return tls.status();
-  auto impl = std::make_unique<Impl>(options, router, std::move(tls).value());
+  auto impl = std::make_unique<Impl>(options, router, roles, std::move(tls).value());
   Status s = impl->Bind();
   if (!s.ok()) return s;
   return std::unique_ptr<HttpsServer>(new HttpsServer(std::move(impl)));

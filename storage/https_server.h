@@ -26,6 +26,7 @@
 
 #include "common/status.h"
 #include "storage/api_router.h"
+#include "storage/client_roles.h"
 #include "storage/listen_address.h"
 #include "storage/tls_context.h"
 
@@ -46,7 +47,9 @@ class HttpsServer {
  public:
   // Loads the TLS files and binds (but does not accept yet). `router` must
   // outlive the server.
-  static Result<std::unique_ptr<HttpsServer>> Create(const ServerOptions& options, ApiRouter* router);
+  // `roles` tells admin certificates from data ones.
+  static Result<std::unique_ptr<HttpsServer>> Create(const ServerOptions& options, ApiRouter* router,
+                                                     const ClientRoles* roles);
   ~HttpsServer();  // Stop()s if running
 
   uint16_t port() const;  // the bound port (useful with port 0)

@@ -35,19 +35,18 @@ std::string ParseErrorReason(const beast::error_code& ec, uint32_t header_limit)
   if (ec == http::error::header_limit) {
     return "request header is larger than " + std::to_string(header_limit) + " bytes";
   }
-  if (ec == http::error::unexpected_body || ec == http::error::body_limit) {
-    return "requests to this API must not carry a body";
-  }
+  if (ec == http::error::body_limit) return "the request body is larger than the server accepts";
   if (ec == http::error::buffer_overflow) return "request is larger than the server accepts";
   return "malformed HTTP request: " + ec.message();
 }
 
 }  // namespace
 
-HttpsSession::HttpsSession(tcp::socket socket, ssl::context& tls, ApiRouter& router, ConnectionRegistry& registry,
-                           SessionLimits limits)
+HttpsSession::HttpsSession(tcp::socket socket, ssl::context& tls, ApiRouter& router, const ClientRoles& roles,
+                           ConnectionRegistry& registry, SessionLimits limits)
     : peer_(PeerName(socket)),
       router_(router),
+      roles_(roles),
       registry_(registry),
       limits_(limits),
       stream_(std::move(socket), tls),
@@ -90,7 +89,9 @@ void HttpsSession::OnHandshake(ErrorCode ec) {
     spdlog::info("TLS handshake with {} failed: {}", peer_, why);
     return;
   }
-  spdlog::debug("{}: TLS established ({})", peer_, SSL_get_version(stream_.native_handle()));
+  identity_ = roles_.Identify(stream_.native_handle(), peer_);
+  spdlog::debug("{}: TLS established ({}), client {}{}", peer_, SSL_get_version(stream_.native_handle()),
+                identity_.subject, identity_.admin ? " (admin)" : "");
   DoRead();
 }
 
@@ -99,6 +100,7 @@ void HttpsSession::DoRead() {
   phase_ = Phase::kReading;
   parser_.emplace();
   parser_->header_limit(limits_.header_limit);
+  parser_->body_limit(limits_.body_limit);
   Expire(limits_.idle_timeout);
   http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpsSession::OnRead, shared_from_this()));
 }
@@ -124,12 +126,16 @@ void HttpsSession::OnRead(ErrorCode ec, size_t /*bytes*/) {
     spdlog::debug("{}: read failed: {}", peer_, ec.message());
     return;
   }
-  const auto& req = parser_->get();
+  auto& req = parser_->get();
   ApiRequest request;
   request.method = std::string(req.method_string());
   request.target = std::string(req.target());
-  request.peer = peer_;
+  request.peer = identity_;
   if (auto range = req.find(http::field::range); range != req.end()) request.range = std::string(range->value());
+  if (auto a = req.find(http::field::authorization); a != req.end()) request.authorization = std::string(a->value());
+  if (auto p = req.find("Affinity-Purpose"); p != req.end()) request.purpose = std::string(p->value());
+  if (auto c = req.find(http::field::content_range); c != req.end()) request.content_range = std::string(c->value());
+  request.body = std::move(req.body());
   version_ = req.version();
   keep_alive_ = req.keep_alive();
   reply_ = router_.Handle(request);

@@ -5,9 +5,12 @@
 //
 // * TLS handshake with mutual TLS (see tls_context.h); a failure is logged as
 //   one line with OpenSSL's reason and the connection is dropped.
+// * After the handshake the peer is identified once (client_roles.h: key
+//   fingerprint, admin or not) and every request carries that identity.
 // * Requests are read with Beast's parser: header size limited
-//   (`header_limit`), no request body accepted; a malformed request is
-//   answered 400 `bad_request` and the connection closed.
+//   (`header_limit`), body size limited (`body_limit`, PUT/POST only; the
+//   router refuses a body elsewhere); a malformed request is answered 400
+//   `bad_request` and the connection closed.
 // * Keep-alive: requests on one connection are served in order until the
 //   client closes, asks to close, or is idle longer than `idle_timeout`
 //   (which also bounds the handshake and a request's arrival).
@@ -47,6 +50,7 @@
 #include <vector>
 
 #include "storage/api_router.h"
+#include "storage/client_roles.h"
 #include "storage/connection_registry.h"
 #include "storage/reply.h"
 
@@ -56,6 +60,7 @@ struct SessionLimits {
   std::chrono::seconds idle_timeout{60};
   std::chrono::seconds write_timeout{60};
   uint32_t header_limit = 16 * 1024;
+  uint64_t body_limit = 16 * 1024 * 1024;  // a PUT of one write at most
 };
 
 class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
@@ -64,7 +69,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
 
   // `socket` must have a strand executor (accepted with make_strand).
   HttpsSession(boost::asio::ip::tcp::socket socket, boost::asio::ssl::context& tls, ApiRouter& router,
-               ConnectionRegistry& registry, SessionLimits limits);
+               const ClientRoles& roles, ConnectionRegistry& registry, SessionLimits limits);
   ~HttpsSession();
   HttpsSession(const HttpsSession&) = delete;
   HttpsSession& operator=(const HttpsSession&) = delete;
@@ -101,6 +106,7 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   // Constant after construction.
   const std::string peer_;
   ApiRouter& router_;
+  const ClientRoles& roles_;
   ConnectionRegistry& registry_;
   const SessionLimits limits_;
   std::optional<uint64_t> id_;
@@ -109,7 +115,8 @@ class HttpsSession : public std::enable_shared_from_this<HttpsSession> {
   Stream stream_;
   boost::beast::flat_buffer buffer_;
   boost::asio::steady_timer delay_timer_;
-  std::optional<boost::beast::http::request_parser<boost::beast::http::empty_body>> parser_;
+  PeerIdentity identity_;  // set once the handshake succeeded
+  std::optional<boost::beast::http::request_parser<boost::beast::http::string_body>> parser_;
   Phase phase_ = Phase::kNew;
   bool stopping_ = false;
   bool keep_alive_ = false;

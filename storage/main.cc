@@ -1,7 +1,7 @@
 // affinity-storaged: the storage host daemon (docs/protocol.md).
 //
 // Start-up order: parse flags -> logging -> state db -> volume store ->
-// TLS + bind -> I/O threads -> --ready-file. Any failure before serving
+// migration registry + chunk tracker -> grant key -> client roles -> TLS + bind -> I/O threads -> --ready-file. Any failure before serving
 // prints one line "affinity-storaged: <what>" to stderr and exits 1 (bad
 // flags: CLI11's message, exit code 1 or more).
 //
@@ -21,7 +21,9 @@
 #include <vector>
 
 #include "common/logging.h"
+#include "acl/signing_key.h"
 #include "storage/api_router.h"
+#include "storage/client_roles.h"
 #include "storage/https_server.h"
 #include "storage/listen_address.h"
 #include "storage/metrics.h"
@@ -69,6 +71,8 @@ int main(int argc, char** argv) {
   std::vector<std::string> fault_specs;
   int delay_ms = 0;
   int idle_timeout_s = 60;
+  std::string grant_key_file, issuer_name = "affinity-storaged";
+  int64_t max_grant_ttl = st::GrantIssuer::kDefaultMaxTtlSeconds;
 
   CLI::App app{"affinity-storaged: serves ROOT/<vm>/<image> over mutual-TLS HTTPS (docs/protocol.md)"};
   app.set_version_flag("--version", "affinity-storaged " + std::string(st::kStoragedVersion));
@@ -84,7 +88,20 @@ int main(int argc, char** argv) {
   app.add_option("--client-ca", server.tls.client_ca_file, "CA whose client certificates are accepted (PEM)")
       ->required()
       ->check(CLI::ExistingFile);
-  app.add_option("--state", state_dir, "State directory (state.sqlite: image generations); created if missing")
+  app.add_option("--admin-ca", server.tls.admin_ca_file,
+                 "CA of admin client certificates (control plane: migrations, grants, owners); not --client-ca")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--grant-key", grant_key_file, "Ed25519 private key that signs grants (affinityctl keygen)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  app.add_option("--grant-issuer", issuer_name, "Issuer name written into and required of every grant")
+      ->capture_default_str();
+  app.add_option("--max-grant-ttl", max_grant_ttl, "Longest grant lifetime, seconds (clients renew)")
+      ->check(CLI::Range(10, 7 * 24 * 3600))
+      ->capture_default_str();
+  app.add_option("--state", state_dir,
+                 "State directory (image generations, owners, migrations, tracking); created if missing")
       ->required();
   app.add_option("--threads", server.threads, "I/O threads")->check(CLI::Range(1, 256))->capture_default_str();
   app.add_option("--max-connections", server.max_connections, "Open connections at most")
@@ -130,9 +147,29 @@ int main(int argc, char** argv) {
   if (!state.ok()) return Fail(state.status().ToString());
   auto store = st::VolumeStore::Open(root, state->get());
   if (!store.ok()) return Fail(store.status().ToString());
+  auto registry = st::MigrationRegistry::Open(state_dir);
+  if (!registry.ok()) return Fail(registry.status().ToString());
+  auto tracker = st::ChunkTracker::Open(state_dir);
+  if (!tracker.ok()) return Fail(tracker.status().ToString());
+  auto grant_key = affinity::acl::SigningKey::LoadPem(grant_key_file);
+  if (!grant_key.ok()) return Fail("--grant-key: " + grant_key.status().message());
+  auto roles = st::ClientRoles::Load(server.tls.admin_ca_file, server.tls.client_ca_file);
+  if (!roles.ok()) return Fail(roles.status().message());
   st::Metrics metrics;
-  st::RangeHandler ranges(store->get(), &metrics, &faults);
-  st::ApiRouter router(store->get(), &metrics, &ranges);
+  st::VmWriteLocks write_locks;
+  st::RangeHandler ranges(store->get(), &metrics, &faults, tracker->get());
+  st::GrantIssuer issuer(&*grant_key, issuer_name, registry->get(), max_grant_ttl);
+  st::Authorizer authorizer(&grant_key->verifying_key(), issuer_name, registry->get());
+  st::ApiServices services;
+  services.store = store->get();
+  services.metrics = &metrics;
+  services.ranges = &ranges;
+  services.authorizer = &authorizer;
+  services.issuer = &issuer;
+  services.registry = registry->get();
+  services.tracker = tracker->get();
+  services.write_locks = &write_locks;
+  st::ApiRouter router(services);
 
   // Before any thread exists: stop signals are taken by sigwait() below only.
   sigset_t stop_signals;
@@ -142,11 +179,13 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
 
-  auto https = st::HttpsServer::Create(server, &router);
+  auto https = st::HttpsServer::Create(server, &router, roles->get());
   if (!https.ok()) return Fail(https.status().message());
   (*https)->Start();
-  spdlog::info("affinity-storaged {} serving {} on https://{}:{} ({} I/O threads, client CA {})", st::kStoragedVersion,
-               root, server.listen.host, (*https)->port(), server.threads, server.tls.client_ca_file);
+  spdlog::info("affinity-storaged {} serving {} on https://{}:{} ({} I/O threads, client CA {}, admin CA {}, "
+               "grants by '{}' with key {})",
+               st::kStoragedVersion, root, server.listen.host, (*https)->port(), server.threads,
+               server.tls.client_ca_file, server.tls.admin_ca_file, issuer_name, grant_key->key_id());
   if (!ready_file.empty()) {
     s = WriteReadyFile(ready_file, (*https)->port());
     if (!s.ok()) {

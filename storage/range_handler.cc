@@ -21,7 +21,9 @@ std::string QuotedRange(const std::string& value) {
 }  // namespace
 
 Reply RangeHandler::Handle(bool head, const std::string& vm, const std::string& image,
-                           const std::optional<std::string>& range_header) const {
+                           const std::optional<std::string>& range_header, const std::string& migration) const {
+  // Taken before any byte is read: see chunk_tracker.h for why this order is exact.
+  const uint64_t served_seq = tracker_->CurrentWriteSeq();
   auto opened = store_->OpenImageFile(vm, image);
   if (!opened.ok()) return ErrorReplyFromStatus(opened.status());
   std::shared_ptr<const OpenImage> file = std::move(opened).value();
@@ -69,6 +71,9 @@ Reply RangeHandler::Handle(bool head, const std::string& vm, const std::string& 
       r.body[r.body.size() / 2] = static_cast<char>(r.body[r.body.size() / 2] ^ 0x01);
       spdlog::warn("test fault: corrupted one byte of {} {} after hashing", key, FormatRangeHeader(range));
     }
+    if (Status t = Track(migration, vm, image, range, served_seq, file->info().generation); !t.ok()) {
+      return ErrorReply(ApiError::kInternal, "cannot record what migration " + migration + " was served: " + t.message());
+    }
     metrics_->CountData(key, range.length);
     return r;
   }
@@ -91,8 +96,17 @@ Reply RangeHandler::Handle(bool head, const std::string& vm, const std::string& 
   if (r.corrupt_stream) {
     spdlog::warn("test fault: will corrupt one byte of streamed {} {} after hashing", key, FormatRangeHeader(range));
   }
+  if (Status t = Track(migration, vm, image, range, served_seq, r.stream_file->info().generation); !t.ok()) {
+    return ErrorReply(ApiError::kInternal, "cannot record what migration " + migration + " was served: " + t.message());
+  }
   metrics_->CountData(key, range.length);
   return r;
+}
+
+Status RangeHandler::Track(const std::string& migration, const std::string& vm, const std::string& image,
+                           const ByteRange& range, uint64_t served_seq, uint64_t generation) const {
+  if (migration.empty()) return Status::Ok();
+  return tracker_->RecordServed(migration, vm, image, range, served_seq, generation);
 }
 
 }  // namespace affinity::storage

@@ -28,6 +28,7 @@
 #include <optional>
 #include <string>
 
+#include "storage/chunk_tracker.h"
 #include "storage/metrics.h"
 #include "storage/reply.h"
 #include "storage/test_faults.h"
@@ -40,18 +41,25 @@ class RangeHandler {
   static constexpr uint64_t kDefaultMaxBufferedRange = 16ull << 20;
   static constexpr size_t kHashPiece = 1 << 20;
 
-  // All three must outlive the handler.
-  RangeHandler(const VolumeStore* store, Metrics* metrics, TestFaults* faults,
+  // All four must outlive the handler.
+  RangeHandler(const VolumeStore* store, Metrics* metrics, TestFaults* faults, ChunkTracker* tracker,
                uint64_t max_buffered = kDefaultMaxBufferedRange)
-      : store_(store), metrics_(metrics), faults_(faults), max_buffered_(max_buffered) {}
+      : store_(store), metrics_(metrics), faults_(faults), tracker_(tracker), max_buffered_(max_buffered) {}
 
+  // `migration`: the id of the migration whose grant authorized this GET
+  // (empty for a standing grant); what it serves is recorded in the tracker
+  // before the reply leaves (prefetch tracking, docs/grants.md).
   Reply Handle(bool head, const std::string& vm, const std::string& image,
-               const std::optional<std::string>& range_header) const;
+               const std::optional<std::string>& range_header, const std::string& migration = {}) const;
 
  private:
+  Status Track(const std::string& migration, const std::string& vm, const std::string& image,
+               const ByteRange& range, uint64_t served_seq, uint64_t generation) const;
+
   const VolumeStore* const store_;
   Metrics* const metrics_;
   TestFaults* const faults_;
+  ChunkTracker* const tracker_;
   const uint64_t max_buffered_;
 };
 

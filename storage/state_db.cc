@@ -84,4 +84,25 @@ Result<uint64_t> StateDb::Generation(const std::string& vm, const std::string& i
   return next.generation;
 }
 
+Result<uint64_t> StateDb::AdoptWrite(const std::string& vm, const std::string& image, const FileIdentity& before,
+                                     const FileIdentity& after) {
+  std::lock_guard lock(mu_);
+  auto key = std::make_pair(vm, image);
+  std::optional<GenerationRecord> recorded;
+  if (auto it = memo_.find(key); it != memo_.end()) {
+    recorded = it->second;
+  } else {
+    auto loaded = Load(vm, image);
+    if (!loaded.ok()) return loaded.status().WithContext("load generation of " + vm + "/" + image);
+    recorded = *loaded;
+  }
+  GenerationRecord next{after, NextGeneration(recorded, before)};
+  if (!recorded || !(recorded->identity == after) || recorded->generation != next.generation) {
+    Status s = Store(vm, image, next);
+    if (!s.ok()) return s.WithContext("record generation of " + vm + "/" + image);
+  }
+  memo_[key] = next;
+  return next.generation;
+}
+
 }  // namespace affinity::storage

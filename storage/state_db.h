@@ -61,6 +61,13 @@ class StateDb {
   // change durably before returning it.
   Result<uint64_t> Generation(const std::string& vm, const std::string& image, const FileIdentity& now);
 
+  // After a write made through the API (its blocks are tracked one by one,
+  // storage/chunk_tracker.h): the image's identity went from `before` to
+  // `after` and its generation stays, unless `before` was already not what
+  // was recorded (an out-of-band change), which bumps it as usual.
+  Result<uint64_t> AdoptWrite(const std::string& vm, const std::string& image, const FileIdentity& before,
+                              const FileIdentity& after);
+
  private:
   explicit StateDb(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
   Result<std::optional<GenerationRecord>> Load(const std::string& vm, const std::string& image);

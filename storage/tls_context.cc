@@ -43,6 +43,9 @@ Result<std::unique_ptr<ssl::context>> MakeServerTlsContext(const TlsFiles& files
     s = Load("--tls-key", files.key_file, [&] { ctx->use_private_key_file(files.key_file, ssl::context::pem); });
   }
   if (s.ok()) s = Load("--client-ca", files.client_ca_file, [&] { ctx->load_verify_file(files.client_ca_file); });
+  if (s.ok() && !files.admin_ca_file.empty()) {
+    s = Load("--admin-ca", files.admin_ca_file, [&] { ctx->load_verify_file(files.admin_ca_file); });
+  }
   if (!s.ok()) return s;
   if (SSL_CTX_check_private_key(native) != 1) {
     ERR_clear_error();
@@ -54,6 +57,13 @@ Result<std::unique_ptr<ssl::context>> MakeServerTlsContext(const TlsFiles& files
     if (names != nullptr) sk_X509_NAME_pop_free(names, X509_NAME_free);
     ERR_clear_error();
     return InvalidArgument("--client-ca '" + files.client_ca_file + "' holds no CA certificate");
+  }
+  if (!files.admin_ca_file.empty()) {
+    if (SSL_add_file_cert_subjects_to_stack(names, files.admin_ca_file.c_str()) != 1) {
+      sk_X509_NAME_pop_free(names, X509_NAME_free);
+      ERR_clear_error();
+      return InvalidArgument("--admin-ca '" + files.admin_ca_file + "' holds no CA certificate");
+    }
   }
   SSL_CTX_set_client_CA_list(native, names);  // takes ownership
 

@@ -110,14 +110,15 @@ Result<std::vector<ImageInfo>> VolumeStore::ListImages(const std::string& vm) co
   return images;
 }
 
-Result<std::unique_ptr<OpenImage>> VolumeStore::OpenImageFile(const std::string& vm, const std::string& image) const {
+Result<UniqueFd> VolumeStore::OpenImageFd(const std::string& vm, const std::string& image, int flags,
+                                          struct stat* st) const {
   auto vm_dir = OpenVmDir(vm);
   if (!vm_dir.ok()) return vm_dir.status();
   Status s = ValidateName("image", image);
   if (!s.ok()) return s;
   const std::string what = "image '" + image + "' of vm '" + vm + "'";
   // O_NONBLOCK: opening a FIFO planted in ROOT must not block an I/O thread.
-  UniqueFd fd(::openat(vm_dir->get(), image.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
+  UniqueFd fd(::openat(vm_dir->get(), image.c_str(), flags | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC));
   if (!fd.valid()) {
     int err = errno;
     if (err == ELOOP) return PermissionDenied(what + " is a symbolic link; refused");
@@ -125,12 +126,44 @@ Result<std::unique_ptr<OpenImage>> VolumeStore::OpenImageFile(const std::string&
     if (err == EACCES) return PermissionDenied(what + ": permission denied on the storage host");
     return IoError("open " + what + ": " + std::strerror(err));
   }
+  if (::fstat(fd.get(), st) != 0) return IoError("stat " + what + ": " + std::strerror(errno));
+  if (!S_ISREG(st->st_mode)) return NotFound(what + " is not a regular file");
+  return fd;
+}
+
+Result<std::unique_ptr<OpenImage>> VolumeStore::OpenImageFile(const std::string& vm, const std::string& image) const {
   struct stat st {};
-  if (::fstat(fd.get(), &st) != 0) return IoError("stat " + what + ": " + std::strerror(errno));
-  if (!S_ISREG(st.st_mode)) return NotFound(what + " is not a regular file");
+  auto fd = OpenImageFd(vm, image, O_RDONLY, &st);
+  if (!fd.ok()) return fd.status();
   auto generation = state_->Generation(vm, image, IdentityOf(st));
   if (!generation.ok()) return generation.status();
-  return std::make_unique<OpenImage>(std::move(fd), ImageInfo{image, static_cast<uint64_t>(st.st_size), *generation});
+  return std::make_unique<OpenImage>(std::move(fd).value(),
+                                     ImageInfo{image, static_cast<uint64_t>(st.st_size), *generation});
+}
+
+Result<uint64_t> VolumeStore::WriteAt(const std::string& vm, const std::string& image, uint64_t offset,
+                                      std::span<const char> data) const {
+  std::lock_guard lock(write_stripes_[std::hash<std::string>{}(vm + "/" + image) % write_stripes_.size()]);
+  struct stat before {};
+  auto fd = OpenImageFd(vm, image, O_WRONLY, &before);
+  if (!fd.ok()) return fd.status();
+  const std::string what = "image '" + image + "' of vm '" + vm + "'";
+  const uint64_t size = static_cast<uint64_t>(before.st_size);
+  if (offset > size || data.size() > size - offset) {
+    return OutOfRange("a write of " + std::to_string(data.size()) + " bytes at " + std::to_string(offset) +
+                      " does not fit in " + what + " (" + std::to_string(size) + " bytes; images do not grow)");
+  }
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::pwrite(fd->get(), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return IoError("write " + what + ": " + std::strerror(n < 0 ? errno : EIO));
+    done += static_cast<size_t>(n);
+  }
+  if (::fdatasync(fd->get()) != 0) return IoError("fdatasync " + what + ": " + std::strerror(errno));
+  struct stat after {};
+  if (::fstat(fd->get(), &after) != 0) return IoError("stat " + what + ": " + std::strerror(errno));
+  return state_->AdoptWrite(vm, image, IdentityOf(before), IdentityOf(after));
 }
 
 }  // namespace affinity::storage

@@ -20,7 +20,9 @@
 #pragma once
 
 #include <cstdint>
+#include <array>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -28,6 +30,8 @@
 #include "common/status.h"
 #include "storage/state_db.h"
 #include "storage/unique_fd.h"
+
+struct stat;
 
 namespace affinity::storage {
 
@@ -64,12 +68,24 @@ class VolumeStore {
   Result<std::vector<ImageInfo>> ListImages(const std::string& vm) const;
   Result<std::unique_ptr<OpenImage>> OpenImageFile(const std::string& vm, const std::string& image) const;
 
+  // Writes `data` at `offset` of an existing image and makes it durable
+  // (fdatasync) before returning; the range must lie inside the image (images
+  // do not grow through the API): kOutOfRange otherwise. Writes to one image
+  // are serialized, so the generation bookkeeping sees each change alone.
+  // Returns the image's generation (unchanged by the write, see
+  // StateDb::AdoptWrite).
+  Result<uint64_t> WriteAt(const std::string& vm, const std::string& image, uint64_t offset,
+                           std::span<const char> data) const;
+
  private:
   VolumeStore(UniqueFd root, StateDb* state) : root_(std::move(root)), state_(state) {}
   Result<UniqueFd> OpenVmDir(const std::string& vm) const;
+  // Opens ROOT/vm/image with `flags` (plus O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC), a regular file.
+  Result<UniqueFd> OpenImageFd(const std::string& vm, const std::string& image, int flags, struct stat* st) const;
 
   const UniqueFd root_;
   StateDb* const state_;
+  mutable std::array<std::mutex, 64> write_stripes_;  // by hash of vm/image
 };
 
 }  // namespace affinity::storage

@@ -40,8 +40,8 @@ expect_fail() {
   fi
 }
 
-base="storage=https://st:8443,cache_dir=/var/cache/a,ca_file=/etc/a/ca.pem,cert=/etc/a/h.pem,key=/etc/a/h.key"
-flags="--storage https://st:8443 --cache-dir /var/cache/a --ca-file /etc/a/ca.pem --cert /etc/a/h.pem --key /etc/a/h.key"
+base="storage=https://st:8443,cache_dir=/var/cache/a,ca_file=/etc/a/ca.pem,cert=/etc/a/h.pem,key=/etc/a/h.key,grant=/etc/a/vm.grant"
+flags="--storage https://st:8443 --cache-dir /var/cache/a --ca-file /etc/a/ca.pem --cert /etc/a/h.pem --key /etc/a/h.key --grant /etc/a/vm.grant"
 
 # Translation.
 expect_cmd basic "affinityfs /mnt/x $flags --vm vm-42 " vm-42 /mnt/x -o "$base"
@@ -66,7 +66,8 @@ expect_fail suggests-underscore "unknown option 'chunk-size=64K' (did you mean '
 expect_fail suggests-missing-underscore "(did you mean 'cache_size'?)" vm-1 /mnt/x -o "$base,cachesize=1G"
 expect_fail high-level-fuse-option "unknown option 'uid=1000'" vm-1 /mnt/x -o "$base,uid=1000"
 expect_fail missing-storage "missing option storage (as storage=...)" vm-1 /mnt/x -o "cache_dir=/c,ca_file=/a,cert=/b,key=/k"
-expect_fail missing-key "missing option key" vm-1 /mnt/x -o "storage=https://s:1,cache_dir=/c,ca_file=/a,cert=/b"
+expect_fail missing-key "missing option key" vm-1 /mnt/x -o "storage=https://s:1,cache_dir=/c,ca_file=/a,cert=/b,grant=/g"
+expect_fail missing-grant "missing option grant" vm-1 /mnt/x -o "storage=https://s:1,cache_dir=/c,ca_file=/a,cert=/b,key=/k"
 expect_fail empty-value "option cache_dir needs a value" vm-1 /mnt/x -o "$base,cache_dir="
 expect_fail no-value "option storage needs a value" vm-1 /mnt/x -o "storage,cache_dir=/c,ca_file=/a,cert=/b,key=/k"
 expect_fail twice "option cert given twice" vm-1 /mnt/x -o "$base,cert=/other.pem"
@@ -90,7 +91,7 @@ EOF
 chmod +x "$stub"
 if AFFINITYFS_BIN=$stub bash "$helper" vm-42 "/mnt/my vm" -o "$base,allow_other" >/dev/null 2>&1; then
   expected=$(printf '%s\n' "/mnt/my vm" --storage https://st:8443 --cache-dir /var/cache/a --ca-file /etc/a/ca.pem \
-    --cert /etc/a/h.pem --key /etc/a/h.key --vm vm-42 -o allow_other)
+    --cert /etc/a/h.pem --key /etc/a/h.key --grant /etc/a/vm.grant --vm vm-42 -o allow_other)
   if [ "$(cat "$work/args")" = "$expected" ]; then pass; else fail "exec: got arguments: $(cat "$work/args")"; fi
 else
   fail "exec: the helper failed with a succeeding affinityfs"

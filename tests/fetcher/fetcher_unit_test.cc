@@ -345,7 +345,8 @@ TEST_F(CheckAttemptTest, WholeObjectNeedsNoDigestButAPresentOneIsChecked) {
   EXPECT_EQ(Verdict(whole, Reply(200, body_, "", digest_)), std::nullopt);
   EXPECT_EQ(Verdict(whole, Reply(200, body_, "", "sha-256=:AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA=:")),
             FetchError::kDigestMismatch);
-  EXPECT_EQ(Verdict(whole, Reply(204, body_, "", "")), FetchError::kProtocol);
+  EXPECT_EQ(Verdict(whole, Reply(204, {}, "", "")), std::nullopt);  // a PUT's answer
+  EXPECT_EQ(Verdict(whole, Reply(302, body_, "", "")), FetchError::kProtocol);
 }
 
 TEST_F(CheckAttemptTest, HttpErrorsCarryTheServersReason) {

@@ -80,8 +80,8 @@ ServedCounters ReadPathTest::Served(const std::string& image) {
   fetcher::ClientConfig cfg;
   cfg.base_url = server_->url();
   cfg.ca_file = certs_.ca_cert;
-  cfg.cert_file = certs_.client_cert;
-  cfg.key_file = certs_.client_key;
+  cfg.cert_file = certs_.admin_cert;  // metrics are a control-plane endpoint
+  cfg.key_file = certs_.admin_key;
   auto client = fetcher::HttpsClient::Create(cfg);
   EXPECT_TRUE(client.ok()) << client.status().ToString();
   if (!client.ok()) return {};

@@ -200,8 +200,14 @@ TEST_F(ReadPathTest, MountCommandWithFuseAffinityfsTypeUsesTheHelper) {
     }
   } uninstall{installed_here, link};
   StartServer();
+  GrantSpec g;
+  g.holder_cert = certs_.client_cert;
+  g.vm = kVm;
+  const std::string grant = dir_ / "vm-42.grant";
+  WriteGrantFile(grant, MintGrant(certs_, g));
   std::string options = "storage=" + server_->url() + ",cache_dir=" + cache_ + ",ca_file=" + certs_.ca_cert +
-                        ",cert=" + certs_.client_cert + ",key=" + certs_.client_key + ",chunk_size=128K,_netdev";
+                        ",cert=" + certs_.client_cert + ",key=" + certs_.client_key + ",grant=" + grant +
+                        ",chunk_size=128K,_netdev";
   std::string cmd = "AFFINITYFS_BIN=" + BinaryPath("affinityfs") + " mount -t fuse.affinityfs vm-42 '" + mnt_ +
                     "' -o '" + options + "' 2>&1";
   std::string out = RunCommand(cmd);

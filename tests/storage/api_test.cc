@@ -8,13 +8,17 @@
 #include <nlohmann/json.hpp>
 
 #include "common/digest.h"
+#include "common/names.h"
 #include "storage/api_router.h"
+#include "storage/request_path.h"
 #include "storage/range_handler.h"
 #include "storage/volume_store.h"
 #include "tests/support/test_env.h"
 
 namespace affinity::storage {
 namespace {
+
+const std::string kPeerFingerprint(64, 'c');
 
 std::string Header(const Reply& r, const std::string& name) {
   for (const auto& [k, v] : r.headers) {
@@ -52,12 +56,56 @@ class ApiTest : public ::testing::Test {
     auto store = VolumeStore::Open(root_, state_.get());
     ASSERT_TRUE(store.ok());
     store_ = std::move(store).value();
-    ranges_ = std::make_unique<RangeHandler>(store_.get(), &metrics_, &faults_, kBuffered);
-    router_ = std::make_unique<ApiRouter>(store_.get(), &metrics_, ranges_.get());
+    auto registry = MigrationRegistry::Open(dir_ / "state");
+    ASSERT_TRUE(registry.ok());
+    registry_ = std::move(registry).value();
+    auto tracker = ChunkTracker::Open(dir_ / "state");
+    ASSERT_TRUE(tracker.ok());
+    tracker_ = std::move(tracker).value();
+    auto key = acl::SigningKey::Generate();
+    ASSERT_TRUE(key.ok());
+    key_.emplace(std::move(*key));
+    issuer_ = std::make_unique<GrantIssuer>(&*key_, "test-issuer", registry_.get());
+    authorizer_ = std::make_unique<Authorizer>(&key_->verifying_key(), "test-issuer", registry_.get());
+    ranges_ = std::make_unique<RangeHandler>(store_.get(), &metrics_, &faults_, tracker_.get(), kBuffered);
+    ApiServices services;
+    services.store = store_.get();
+    services.metrics = &metrics_;
+    services.ranges = ranges_.get();
+    services.authorizer = authorizer_.get();
+    services.issuer = issuer_.get();
+    services.registry = registry_.get();
+    services.tracker = tracker_.get();
+    services.write_locks = &write_locks_;
+    router_ = std::make_unique<ApiRouter>(services);
+  }
+
+  // A read grant of the peer "test" for the VM the target names (vm-42 otherwise).
+  std::string GrantFor(const std::string& target) {
+    std::string vm = "vm-42";
+    auto seg = DecodePathSegments(target);
+    if (seg.ok() && seg->size() >= 3 && (*seg)[1] == "vms" && ValidateName("vm", (*seg)[2]).ok()) vm = (*seg)[2];
+    StandingGrantRequest g;
+    g.holder = kPeerFingerprint;
+    g.vm = vm;
+    g.images = {"*"};
+    g.ops = static_cast<uint8_t>(acl::Operation::kRead);
+    g.ttl_seconds = 600;
+    auto issued = issuer_->Issue(g);
+    EXPECT_TRUE(std::holds_alternative<IssuedGrant>(issued));
+    return std::holds_alternative<IssuedGrant>(issued) ? std::get<IssuedGrant>(issued).token : std::string();
   }
 
   Reply Get(const std::string& target, std::optional<std::string> range = std::nullopt, const char* method = "GET") {
-    return router_->Handle(ApiRequest{method, target, std::move(range), "test"});
+    ApiRequest request;
+    request.method = method;
+    request.target = target;
+    request.range = std::move(range);
+    request.peer.address = "test";
+    request.peer.fingerprint = kPeerFingerprint;
+    request.peer.admin = true;  // for /v1/vms and /v1/metrics
+    request.authorization = "Bearer " + GrantFor(target);
+    return router_->Handle(request);
   }
   // The bytes a reply would put on the wire (reads a streamed range like the transport).
   std::string BodyOf(const Reply& r) {
@@ -81,6 +129,12 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<VolumeStore> store_;
   Metrics metrics_;
   TestFaults faults_;
+  std::unique_ptr<MigrationRegistry> registry_;
+  std::unique_ptr<ChunkTracker> tracker_;
+  std::optional<acl::SigningKey> key_;
+  std::unique_ptr<GrantIssuer> issuer_;
+  std::unique_ptr<Authorizer> authorizer_;
+  VmWriteLocks write_locks_;
   std::unique_ptr<RangeHandler> ranges_;
   std::unique_ptr<ApiRouter> router_;
 };
@@ -201,7 +255,7 @@ TEST_F(ApiTest, RefusalsCarryCodeAndReason) {
   ExpectError(Get("/v2/health"), 404, "not_found");
   Reply post = Get("/v1/vms/vm-42/images/root.raw", std::nullopt, "POST");
   ExpectError(post, 405, "method_not_allowed");
-  EXPECT_EQ(Header(post, "Allow"), "GET, HEAD");
+  EXPECT_EQ(Header(post, "Allow"), "GET, HEAD, PUT");
   ExpectError(Get("/v1/health", std::nullopt, "HEAD"), 405, "method_not_allowed");
   ExpectError(router_->MalformedRequest("peer", "header too large"), 400, "bad_request");
 }

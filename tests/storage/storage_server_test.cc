@@ -19,6 +19,7 @@
 
 #include "common/byte_range.h"
 #include "common/digest.h"
+#include "common/names.h"
 #include "tests/support/test_env.h"
 
 namespace affinity::testing {
@@ -43,8 +44,15 @@ struct RequestOptions {
 // One curl easy handle: requests on it reuse its connection (keep-alive).
 class Client {
  public:
-  Client(const Certs& certs, std::string cert, std::string key)
-      : ca_(certs.ca_cert), cert_(std::move(cert)), key_(std::move(key)), easy_(curl_easy_init()) {}
+  // `grant_for(vm)` (may be empty) gives the grant sent with every request
+  // naming /v1/vms/<vm>/... (unless the request sets its own Authorization).
+  Client(const Certs& certs, std::string cert, std::string key,
+         std::function<std::string(const std::string&)> grant_for = {})
+      : ca_(certs.ca_cert),
+        cert_(std::move(cert)),
+        key_(std::move(key)),
+        grant_for_(std::move(grant_for)),
+        easy_(curl_easy_init()) {}
   ~Client() { curl_easy_cleanup(easy_); }
   Client(const Client&) = delete;
   Client& operator=(const Client&) = delete;
@@ -77,7 +85,21 @@ class Client {
       curl_easy_setopt(easy_, CURLOPT_POSTFIELDSIZE, static_cast<long>(o.body.size()));
     }
     curl_slist* headers = nullptr;
-    for (const auto& h : o.headers) headers = curl_slist_append(headers, h.c_str());
+    bool has_auth = false;
+    for (const auto& h : o.headers) {
+      headers = curl_slist_append(headers, h.c_str());
+      has_auth = has_auth || h.rfind("Authorization:", 0) == 0;
+    }
+    if (grant_for_ && !has_auth) {
+      const std::string marker = "/v1/vms/";
+      size_t at = url.find(marker);
+      if (at != std::string::npos) {
+        std::string vm = url.substr(at + marker.size());
+        vm = vm.substr(0, vm.find('/'));
+        std::string token = grant_for_(vm);
+        if (!token.empty()) headers = curl_slist_append(headers, ("Authorization: Bearer " + token).c_str());
+      }
+    }
     curl_easy_setopt(easy_, CURLOPT_HTTPHEADER, headers);
     curl_easy_setopt(easy_, CURLOPT_PATH_AS_IS, 1L);  // send ".." as is: we test the server, not curl
     curl_easy_setopt(easy_, CURLOPT_ERRORBUFFER, err);
@@ -113,6 +135,7 @@ class Client {
 
  private:
   std::string ca_, cert_, key_;
+  std::function<std::string(const std::string&)> grant_for_;
   CURL* easy_;
 };
 
@@ -155,11 +178,22 @@ class StorageServerTest : public ::testing::Test {
     server_ = std::make_unique<StoragedProcess>(o);
     ASSERT_NO_FATAL_FAILURE(server_->Start());
     client_ = NewClient();
+    admin_ = NewAdminClient();
   }
 
   virtual std::vector<std::string> ExtraArgs() const { return {}; }
+  // A data client holding a read grant for whatever VM it asks about.
   std::unique_ptr<Client> NewClient() {
-    return std::make_unique<Client>(certs_, certs_.client_cert, certs_.client_key);
+    return std::make_unique<Client>(certs_, certs_.client_cert, certs_.client_key, [this](const std::string& vm) {
+      if (!ValidateName("vm", vm).ok()) return std::string();
+      GrantSpec g;
+      g.holder_cert = certs_.client_cert;
+      g.vm = vm;
+      return MintGrant(certs_, g);
+    });
+  }
+  std::unique_ptr<Client> NewAdminClient() {
+    return std::make_unique<Client>(certs_, certs_.admin_cert, certs_.admin_key);
   }
   std::string Url(const std::string& path) const { return server_->url() + path; }
   std::string ImageUrl(const std::string& image = "root.raw") const { return Url("/v1/vms/vm-42/images/" + image); }
@@ -182,6 +216,7 @@ class StorageServerTest : public ::testing::Test {
   std::string root_, bytes_, secret_;
   std::unique_ptr<StoragedProcess> server_;
   std::unique_ptr<Client> client_;
+  std::unique_ptr<Client> admin_;
 };
 
 TEST_F(StorageServerTest, HealthAndListingsWithSizeAndGeneration) {
@@ -189,7 +224,7 @@ TEST_F(StorageServerTest, HealthAndListingsWithSizeAndGeneration) {
   ASSERT_EQ(health.status, 200) << health.error;
   EXPECT_EQ(Json(health)["status"], "ok");
   EXPECT_TRUE(Json(health)["version"].is_string());
-  auto vms = client_->Get(Url("/v1/vms"));
+  auto vms = admin_->Get(Url("/v1/vms"));
   ASSERT_EQ(vms.status, 200) << vms.body;
   // The symlinked VM directory is not listed.
   EXPECT_EQ(Json(vms), nlohmann::json::parse(R"({"vms":[{"name":"vm-42"},{"name":"vm-7"}]})"));
@@ -295,12 +330,12 @@ TEST_F(StorageServerTest, UnknownVmImageOrEndpointIs404WithAReason) {
   ExpectError(client_->Get(Url("/v2/anything")), 404, "not_found");
 }
 
-TEST_F(StorageServerTest, MethodsOtherThanGetAndHeadAre405) {
+TEST_F(StorageServerTest, MethodsOtherThanGetHeadAndPutAre405) {
   RequestOptions o;
   o.method = "DELETE";
   auto r = client_->Perform(ImageUrl(), o);
   ExpectError(r, 405, "method_not_allowed", "DELETE");
-  EXPECT_EQ(r.headers["allow"], "GET, HEAD");
+  EXPECT_EQ(r.headers["allow"], "GET, HEAD, PUT");
   o.method = "PUT";
   ExpectError(client_->Perform(Url("/v1/vms"), o), 405, "method_not_allowed");
 }
@@ -345,8 +380,8 @@ TEST_F(StorageServerTest, MetricsCountRequestsAndBytesExactly) {
   client_->Get(ImageUrl("data.raw"));
   client_->Get(ImageUrl(), "0-9", /*head=*/true);  // no body: not counted
   client_->Get(ImageUrl("none.raw"));              // an error
-  client_->Get(Url("/v1/vms"));                    // not a data request
-  auto m = Json(client_->Get(Url("/v1/metrics")));
+  admin_->Get(Url("/v1/vms"));                    // not a data request
+  auto m = Json(admin_->Get(Url("/v1/metrics")));
   EXPECT_EQ(m["images"]["vm-42/root.raw"]["requests"], 3);
   EXPECT_EQ(m["images"]["vm-42/root.raw"]["bytes"], 2000 + (20 << 20));
   EXPECT_EQ(m["images"]["vm-42/data.raw"]["requests"], 1);
@@ -391,7 +426,7 @@ TEST_F(StorageServerTest, ConcurrentClientsAllGetExactBytes) {
   }
   for (auto& t : threads) t.join();
   EXPECT_EQ(bad.load(), 0);
-  EXPECT_EQ(Json(client_->Get(Url("/v1/metrics")))["requests_total"], 60);
+  EXPECT_EQ(Json(admin_->Get(Url("/v1/metrics")))["requests_total"], 60);
 }
 
 TEST_F(StorageServerTest, GenerationBumpsOnChangeAndPersistsAcrossRestart) {
@@ -488,7 +523,7 @@ TEST_F(SlowServerTest, DelayedDataRepliesDoNotBlockTheOnlyIoThread) {
     slow_done = true;
   });
   // The data request is counted as soon as it is routed, i.e. before its delay.
-  ASSERT_TRUE(Eventually([&] { return Json(client_->Get(Url("/v1/metrics")))["requests_total"] == 1; }));
+  ASSERT_TRUE(Eventually([&] { return Json(admin_->Get(Url("/v1/metrics")))["requests_total"] == 1; }));
   auto health = client_->Get(Url("/v1/health"));
   EXPECT_EQ(health.status, 200);
   EXPECT_FALSE(slow_done.load()) << "the health check waited for the delayed reply";
@@ -503,7 +538,7 @@ TEST_F(SlowServerTest, SigtermFinishesTheReplyInProgressThenExitsZero) {
     auto c = NewClient();
     slow = c->Get(ImageUrl(), "0-99");
   });
-  ASSERT_TRUE(Eventually([&] { return Json(client_->Get(Url("/v1/metrics")))["requests_total"] == 1; }));
+  ASSERT_TRUE(Eventually([&] { return Json(admin_->Get(Url("/v1/metrics")))["requests_total"] == 1; }));
   server_->Stop();  // EXPECTs exit status 0
   t.join();
   EXPECT_EQ(slow.status, 206) << slow.error;
@@ -528,6 +563,10 @@ TEST(StoragedCommandLine, BadFlagsExitNonZeroWithAMessage) {
       {{"--log-level", "loud"}, "--log-level"},
       {{"--test-fault", "explode"}, "test-fault"},
       {{"--no-such-flag"}, "no-such-flag"},
+      {{"--admin-ca", certs.ca_cert}, "separate CA"},          // admin CA = client CA: refused
+      {{"--admin-ca", certs.server_key}, "--admin-ca"},
+      {{"--grant-key", certs.server_key}, "not an Ed25519 key"},  // an EC key
+      {{"--grant-key", dir / "nope.key"}, "--grant-key"},
   };
   for (const Case& c : cases) {
     std::vector<std::string> argv = {BinaryPath("affinity-storaged"),
@@ -541,6 +580,10 @@ TEST(StoragedCommandLine, BadFlagsExitNonZeroWithAMessage) {
                                      certs.server_key,
                                      "--client-ca",
                                      certs.ca_cert,
+                                     "--admin-ca",
+                                     certs.admin_ca_cert,
+                                     "--grant-key",
+                                     certs.grant_key,
                                      "--listen",
                                      "127.0.0.1:0"};
     argv.insert(argv.end(), c.args.begin(), c.args.end());  // later flags override earlier ones
@@ -577,7 +620,8 @@ TEST(StoragedCommandLine, APortInUseIsAClearError) {
   Subprocess second;
   std::string log = dir / "second.log";
   ASSERT_TRUE(second.Start({BinaryPath("affinity-storaged"), "--root", dir / "root", "--state", dir / "state2",
-                            "--tls-cert", certs.server_cert, "--tls-key", certs.server_key, "--client-ca",
+                            "--tls-cert", certs.server_cert, "--tls-key", certs.server_key, "--admin-ca", certs.admin_ca_cert,
+                            "--grant-key", certs.grant_key, "--client-ca",
                             certs.ca_cert, "--listen", "127.0.0.1:" + std::to_string(first.port())},
                            log));
   EXPECT_EQ(second.Wait(std::chrono::seconds(10)), 1);

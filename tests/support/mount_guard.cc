@@ -27,7 +27,16 @@ bool IsMounted(const std::string& mountpoint) {
   return false;
 }
 
-AffinityfsMount::AffinityfsMount(MountOptions options) : options_(std::move(options)) {}
+AffinityfsMount::AffinityfsMount(MountOptions options) : options_(std::move(options)) {
+  if (options_.grant_file.empty() && options_.certs != nullptr) {
+    options_.grant_file = options_.mountpoint + ".grant";
+    GrantSpec g;
+    g.holder_cert = options_.certs->client_cert;
+    g.vm = options_.vm;
+    g.ttl_seconds = 3600;
+    WriteGrantFile(options_.grant_file, MintGrant(*options_.certs, g));
+  }
+}
 
 AffinityfsMount::~AffinityfsMount() {
   if (IsMounted(options_.mountpoint)) {
@@ -49,6 +58,7 @@ std::vector<std::string> AffinityfsMount::Argv(bool foreground) const {
                                    "--ca-file", options_.ca_file.empty() ? options_.certs->ca_cert : options_.ca_file,
                                    "--cert", options_.certs->client_cert,
                                    "--key", options_.certs->client_key,
+                                   "--grant", options_.grant_file,
                                    "--log-level", "debug"};
   if (foreground) argv.push_back("-f");
   argv.insert(argv.end(), options_.extra_args.begin(), options_.extra_args.end());

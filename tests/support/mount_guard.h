@@ -22,6 +22,9 @@ struct MountOptions {
   const Certs* certs = nullptr;
   std::string ca_file;  // default: certs->ca_cert
   std::vector<std::string> extra_args;  // e.g. {"--chunk-size", "64K", "--timeout", "3"}
+  // --grant; empty: a standing read grant for `vm` held by certs->client_cert
+  // is minted into "<mountpoint>.grant".
+  std::string grant_file;
 };
 
 bool IsMounted(const std::string& mountpoint);

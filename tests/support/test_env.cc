@@ -9,11 +9,15 @@
 
 #include <cstdlib>
 #include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <sstream>
 #include <thread>
+
+#include "acl/grant_token.h"
+#include "acl/holder_fingerprint.h"
 
 namespace affinity::testing {
 namespace {
@@ -67,6 +71,12 @@ Certs GenerateCerts(const std::string& dir) {
   c.other_client_key = p("other-client.key");
   c.other_server_cert = p("other-server.pem");
   c.other_server_key = p("other-server.key");
+  c.admin_ca_cert = p("admin-ca.pem");
+  c.admin_ca_key = p("admin-ca.key");
+  c.admin_cert = p("admin.pem");
+  c.admin_key = p("admin.key");
+  c.grant_key = p("grant.key");
+  c.grant_pub = p("grant.pub");
   const std::string quiet = " >>'" + p("openssl.log") + "' 2>&1";
   // One openssl process per certificate (OpenSSL 3 `req -x509 -CA` signs
   // directly), so the whole set takes well under a second.
@@ -89,9 +99,49 @@ Certs GenerateCerts(const std::string& dir) {
             leaf(c.client_cert, c.client_key, "dest-host", c.ca_cert, c.ca_key, false) == 0 &&
             leaf(c.client2_cert, c.client2_key, "other-host", c.ca_cert, c.ca_key, false) == 0 &&
             leaf(c.other_client_cert, c.other_client_key, "stranger", c.other_ca_cert, c.other_ca_key, false) == 0 &&
-            leaf(c.other_server_cert, c.other_server_key, "impostor", c.other_ca_cert, c.other_ca_key, true) == 0;
+            leaf(c.other_server_cert, c.other_server_key, "impostor", c.other_ca_cert, c.other_ca_key, true) == 0 &&
+            ca(c.admin_ca_cert, c.admin_ca_key, "affinity-admin-ca") == 0 &&
+            leaf(c.admin_cert, c.admin_key, "operator", c.admin_ca_cert, c.admin_ca_key, false) == 0 &&
+            Run("openssl genpkey -algorithm ed25519 -out '" + c.grant_key + "'" + quiet) == 0 &&
+            Run("openssl pkey -in '" + c.grant_key + "' -pubout -out '" + c.grant_pub + "'" + quiet) == 0;
   EXPECT_TRUE(ok) << "openssl failed:\n" << Slurp(p("openssl.log"));
   return c;
+}
+
+std::string FingerprintOf(const std::string& cert_file) {
+  auto fp = acl::HolderFingerprintOfFile(cert_file);
+  EXPECT_TRUE(fp.ok()) << fp.status().ToString();
+  return fp.ok() ? *fp : std::string(64, '0');
+}
+
+std::string MintGrant(const Certs& certs, const GrantSpec& spec) {
+  auto key = acl::SigningKey::LoadPem(certs.grant_key);
+  EXPECT_TRUE(key.ok()) << key.status().ToString();
+  if (!key.ok()) return {};
+  acl::GrantClaims c;
+  c.grant_id = acl::NewGrantId();
+  c.issuer = spec.issuer;
+  c.holder = FingerprintOf(spec.holder_cert);
+  c.vm = spec.vm;
+  c.images = spec.images;
+  auto ops = acl::ParseOperationList(spec.ops);
+  EXPECT_TRUE(ops.ok()) << spec.ops;
+  c.ops = ops.ok() ? *ops : 1;
+  c.migration = spec.migration;
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  c.issued_at = now;
+  c.not_before = now + spec.not_before_offset;
+  c.expires = c.not_before + spec.ttl_seconds;
+  c.epoch = spec.epoch;
+  auto token = acl::SignGrant(*key, c);
+  EXPECT_TRUE(token.ok()) << token.status().ToString();
+  return token.ok() ? *token : std::string();
+}
+
+void WriteGrantFile(const std::string& path, const std::string& token) {
+  std::ofstream out(path, std::ios::trunc);
+  out << token << "\n";
+  EXPECT_TRUE(out.good()) << "cannot write " << path;
 }
 
 void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed) {
@@ -212,6 +262,8 @@ void StoragedProcess::Start() {
                                                         {"--tls-cert", other ? c.other_server_cert : c.server_cert},
                                                         {"--tls-key", other ? c.other_server_key : c.server_key},
                                                         {"--client-ca", c.ca_cert},
+                                                        {"--admin-ca", c.admin_ca_cert},
+                                                        {"--grant-key", c.grant_key},
                                                         {"--log-level", "debug"}}) {
     argv.push_back(flag);
     argv.push_back(value);

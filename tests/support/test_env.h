@@ -11,6 +11,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,9 +44,32 @@ struct Certs {
   std::string other_ca_cert, other_ca_key;
   std::string other_client_cert, other_client_key;  // signed by the other CA
   std::string other_server_cert, other_server_key;  // signed by the other CA
+  std::string admin_ca_cert, admin_ca_key;           // the separate CA of admin certificates
+  std::string admin_cert, admin_key;                 // CN=operator, signed by the admin CA
+  std::string grant_key, grant_pub;                  // Ed25519 grant-signing key pair
 };
 // Generates all of the above (EC P-256) with the openssl CLI; aborts the test on failure.
 Certs GenerateCerts(const std::string& dir);
+
+// What a test grant says; signed locally with Certs::grant_key (the same key
+// the storage host signs with), so a test can also make grants the storage
+// host would never issue (for refusal tests).
+struct GrantSpec {
+  std::string holder_cert;  // PEM certificate whose key fingerprint is the holder
+  std::string vm;
+  std::vector<std::string> images = {"*"};
+  std::string ops = "read,prefetch";
+  int64_t ttl_seconds = 600;
+  int64_t not_before_offset = 0;  // seconds relative to now
+  uint64_t epoch = 1;
+  std::string migration;
+  std::string issuer = "affinity-storaged";
+};
+std::string MintGrant(const Certs& certs, const GrantSpec& spec);
+// Writes a grant token to `path` (what affinityfs --grant reads).
+void WriteGrantFile(const std::string& path, const std::string& token);
+// HolderFingerprint of a certificate file (ASSERTs it can be read).
+std::string FingerprintOf(const std::string& cert_file);
 
 // Writes `size` pseudo-random (seeded, incompressible) bytes to `path`.
 void WriteRandomFile(const std::string& path, uint64_t size, uint64_t seed);

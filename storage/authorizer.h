@@ -1,0 +1,65 @@
+// Authorizer: decides whether a request carrying a grant may do what it asks
+// (docs/grants.md, "What the storage host checks"). After the token itself
+// verifies (acl/grant_token.h: signature, pinned algorithm, issuer, time):
+//
+//   1. holder == the TLS peer's key fingerprint        else wrong_holder
+//   2. the grant id was not revoked                      else revoked
+//   3. a migration grant: its migration exists, is of
+//      this VM and is begun or committed                 else revoked
+//   4. the grant's epoch is the VM's current epoch       else stale_epoch
+//   5. VM, image and operation are in the grant's scope  else out_of_scope
+//   6. write: the holder owns the VM                     else not_owner
+//
+// Thread safety: every method from any thread (state lives in the registry).
+// Failure: a GrantDenial with its code and a reason naming the values.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <variant>
+
+#include "acl/grant_claims.h"
+#include "acl/grant_refusal.h"
+#include "acl/signing_key.h"
+#include "storage/migration_registry.h"
+#include "storage/peer_identity.h"
+
+namespace affinity::storage {
+
+using AuthVerdict = std::variant<acl::GrantClaims, acl::GrantDenial>;
+
+// "Bearer <token>" -> token; nullopt if absent or another scheme.
+std::optional<std::string> BearerToken(const std::optional<std::string>& authorization);
+
+class Authorizer {
+ public:
+  // All must outlive the authorizer.
+  Authorizer(const acl::VerifyingKey* key, std::string issuer, MigrationRegistry* registry)
+      : key_(key), issuer_(std::move(issuer)), registry_(registry) {}
+
+  // Checks 1..6 for `op` on vm (and image, if not empty).
+  AuthVerdict Authorize(const PeerIdentity& peer, const std::optional<std::string>& authorization,
+                        const std::string& vm, const std::string& image, acl::Operation op) const;
+
+  // For any operation on vm: checks 1..5 without the operation.
+  AuthVerdict AuthorizeVm(const PeerIdentity& peer, const std::optional<std::string>& authorization,
+                          const std::string& vm) const;
+
+  // Token, holder and (if `migration` is set) that the grant is of that
+  // migration: enough to ask about a migration's state, or to renew, even
+  // when the grant has been revoked or its epoch has passed.
+  AuthVerdict AuthenticateHolder(const PeerIdentity& peer, const std::optional<std::string>& authorization) const;
+
+  const std::string& issuer() const { return issuer_; }
+
+ private:
+  AuthVerdict Check(const PeerIdentity& peer, const std::optional<std::string>& authorization, const std::string& vm,
+                    const std::string& image, std::optional<acl::Operation> op) const;
+
+  const acl::VerifyingKey* const key_;
+  const std::string issuer_;
+  MigrationRegistry* const registry_;
+};
+
+}  // namespace affinity::storage
