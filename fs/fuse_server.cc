@@ -262,6 +262,21 @@ void OnSetxattr(fuse_req_t req, fuse_ino_t ino, const char* name, const char* va
 }
 void OnRemovexattr(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
 
+// The namespace is the storage host's image list: nothing is created,
+// removed or renamed here. (The mount is not "ro" so that the control
+// attribute can be set; every write path answers EROFS itself.)
+void OnMknod(fuse_req_t req, fuse_ino_t, const char*, mode_t, dev_t) { fuse_reply_err(req, EROFS); }
+void OnMkdir(fuse_req_t req, fuse_ino_t, const char*, mode_t) { fuse_reply_err(req, EROFS); }
+void OnUnlink(fuse_req_t req, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+void OnSymlink(fuse_req_t req, const char*, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+void OnRename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, unsigned) {
+  fuse_reply_err(req, EROFS);
+}
+void OnLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
+void OnCreate(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+void OnWrite(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+void OnFallocate(fuse_req_t req, fuse_ino_t, int, off_t, off_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+
 const fuse_lowlevel_ops kOps = [] {
   fuse_lowlevel_ops ops{};
   ops.init = OnInit;
@@ -277,6 +292,16 @@ const fuse_lowlevel_ops kOps = [] {
   ops.listxattr = OnListxattr;
   ops.setxattr = OnSetxattr;
   ops.removexattr = OnRemovexattr;
+  ops.mknod = OnMknod;
+  ops.mkdir = OnMkdir;
+  ops.unlink = OnUnlink;
+  ops.rmdir = OnUnlink;
+  ops.symlink = OnSymlink;
+  ops.rename = OnRename;
+  ops.link = OnLink;
+  ops.create = OnCreate;
+  ops.write = OnWrite;
+  ops.fallocate = OnFallocate;
   return ops;
 }();
 
@@ -295,7 +320,7 @@ FuseServer::~FuseServer() {
 Status FuseServer::Mount() {
   std::vector<std::string> args = {"affinityfs"};
   if (options_.debug) args.push_back("-d");
-  std::string base = "ro,default_permissions,fsname=affinityfs:" + cache_->options().vm +
+  std::string base = "default_permissions,fsname=affinityfs:" + cache_->options().vm +
                      ",subtype=affinityfs,max_read=" + std::to_string(kMaxReadBytes);
   args.push_back("-o");
   args.push_back(base);

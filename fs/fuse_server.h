@@ -3,7 +3,10 @@
 // Namespace: inode 1 is the VM's directory; image i is inode 2+i, a regular
 // read-only file of the image's size. The namespace is fixed for the life of
 // the mount, so lookups need no lock and entries/attributes are cached by the
-// kernel for an hour. Writes are refused with EROFS (they come in issue 5).
+// kernel for an hour. Every write path (open for writing, create, unlink,
+// truncate, ...) is refused with EROFS (writes come in issue 5). The mount
+// is not "ro" only so that the root's user.affinity.control attribute can
+// be set (affinityctl migrate ... --mount).
 //
 // Reads: Acquire() from the ImageCache (may block this worker until the fetch
 // completes or --timeout passes), then fuse_reply_data with an fd buffer, so

@@ -1,9 +1,11 @@
 // Read path end to end: real storage host, real mount, real reads.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/xattr.h>
 #include <unistd.h>
 
 #include <barrier>
+#include <cerrno>
 #include <cstdio>
 #include <random>
 #include <cstring>
@@ -60,6 +62,28 @@ TEST_F(ReadPathTest, RandomReadsAreByteExactAcrossChunksAndPastEof) {
   // The other image too, in one pass.
   std::string data = ReadWholeFile(MountPath("data.raw"));
   EXPECT_TRUE(data == data_bytes_);
+}
+
+TEST_F(ReadPathTest, EveryWritePathIsRefusedWithErofs) {
+  StartServer();
+  auto mount = Mount();
+  EXPECT_EQ(::open(MountPath("data.raw").c_str(), O_WRONLY), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::open(MountPath("data.raw").c_str(), O_RDONLY | O_TRUNC), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::open(MountPath("new.raw").c_str(), O_CREAT | O_WRONLY, 0644), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::mkdir(MountPath("dir").c_str(), 0755), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::unlink(MountPath("data.raw").c_str()), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::rename(MountPath("data.raw").c_str(), MountPath("moved.raw").c_str()), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::truncate(MountPath("data.raw").c_str(), 0), -1);
+  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(::setxattr(MountPath("data.raw").c_str(), "user.affinity.control", "refresh", 7, 0), -1);
+  EXPECT_EQ(errno, EROFS) << "the control attribute lives on the mount's root only";
+  EXPECT_EQ(ReadWholeFile(MountPath("data.raw")).size(), kDataSize) << "and the image is untouched";
 }
 
 TEST_F(ReadPathTest, SixteenThreadsOnColdChunksFetchEachChunkOnce) {
