@@ -362,7 +362,11 @@ void FuseServer::InvalidateKernelCache(const std::string& image, uint64_t offset
     if (images[i]->record().name != image) continue;
     int rc = fuse_lowlevel_notify_inval_inode(session_, kRootIno + 1 + i, static_cast<off_t>(offset),
                                               static_cast<off_t>(length));
-    if (rc != 0 && rc != -ENOENT) spdlog::warn("dropping the kernel cache of {}: {}", image, std::strerror(-rc));
+    // ENOENT: the kernel never looked the inode up; ENOSYS/ENOTCONN: the session is
+    // not initialised yet (nothing can be cached then).
+    if (rc != 0 && rc != -ENOENT && rc != -ENOSYS && rc != -ENOTCONN) {
+      spdlog::warn("dropping the kernel cache of {}: {}", image, std::strerror(-rc));
+    }
     return;
   }
 }

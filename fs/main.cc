@@ -114,7 +114,10 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   if (!listing.ok()) {
     StatusCode code = listing.status().code();
     auto cached = fs::VmCache::CachedListing(cache_options);
-    if ((code == StatusCode::kUnavailable || code == StatusCode::kTimeout) && cached.ok() && !cached->empty()) {
+    const bool refused_migration =
+        code == StatusCode::kPermissionDenied && !grants->initial_claims().migration.empty();
+    if ((code == StatusCode::kUnavailable || code == StatusCode::kTimeout || refused_migration) && cached.ok() &&
+        !cached->empty()) {
       spdlog::warn("{}; mounting with the image list of the previous run (reads of uncached data will wait for "
                    "the storage host)",
                    listing.status().ToString());
@@ -168,6 +171,10 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   };
   hooks.drop_kernel_cache = [fuse] { fuse->InvalidateAllKernelCaches(); };
   grants->Start(client->get(), &vm_cache->access(), &vm_cache->index(), std::move(hooks));
+  // Before the mount is announced: a migration aborted (or committed) while
+  // no daemon ran is applied now, so not one read sees what it must not.
+  s = grants->RefreshNow();
+  if (!s.ok()) spdlog::warn("first grant check: {}; the keeper retries every {} ms", s.ToString(), o.grant_poll.count());
   spdlog::info("mounted VM {} from {} on {} ({} images, chunk size {}, cache limit {})", o.vm, o.storage_url,
                o.mountpoint, (*cache)->images().size(), o.chunk_size, o.cache_size);
   reporter.Succeed();
