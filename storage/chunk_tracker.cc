@@ -1,9 +1,8 @@
 #include "storage/chunk_tracker.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
 #include <chrono>
+
+#include "storage/state_dir.h"
 
 namespace affinity::storage {
 namespace {
@@ -16,10 +15,7 @@ int64_t NowMs() {
 }  // namespace
 
 Result<std::unique_ptr<ChunkTracker>> ChunkTracker::Open(const std::string& state_dir) {
-  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, "create --state directory " + state_dir);
-  }
-  auto db = SqliteDb::Open(state_dir + "/" + kFileName);
+  auto db = OpenStateDatabase(state_dir, kFileName);
   if (!db.ok()) return db.status();
   Status s = (*db)->Exec(
       "CREATE TABLE IF NOT EXISTS served(migration TEXT NOT NULL, vm TEXT NOT NULL, image TEXT NOT NULL,"

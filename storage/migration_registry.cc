@@ -2,15 +2,14 @@
 
 #include <openssl/rand.h>
 #include <spdlog/spdlog.h>
-#include <sys/stat.h>
 
 #include <array>
-#include <cerrno>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
 #include "common/digest.h"
+#include "storage/state_dir.h"
 
 namespace affinity::storage {
 namespace {
@@ -52,10 +51,7 @@ std::string_view MigrationStateName(MigrationState s) {
 }
 
 Result<std::unique_ptr<MigrationRegistry>> MigrationRegistry::Open(const std::string& state_dir) {
-  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, "create --state directory " + state_dir);
-  }
-  auto db = SqliteDb::Open(state_dir + "/" + kFileName);
+  auto db = OpenStateDatabase(state_dir, kFileName);
   if (!db.ok()) return db.status();
   Status s = (*db)->Exec(
       "PRAGMA synchronous=FULL;"

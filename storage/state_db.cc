@@ -1,8 +1,6 @@
 #include "storage/state_db.h"
 
-#include <sys/stat.h>
-
-#include <cerrno>
+#include "storage/state_dir.h"
 
 namespace affinity::storage {
 
@@ -13,14 +11,7 @@ uint64_t NextGeneration(const std::optional<GenerationRecord>& recorded, const F
 }
 
 Result<std::unique_ptr<StateDb>> StateDb::Open(const std::string& state_dir) {
-  if (::mkdir(state_dir.c_str(), 0700) != 0 && errno != EEXIST) {
-    return ErrnoStatus(errno, "create --state directory " + state_dir);
-  }
-  struct stat st {};
-  if (::stat(state_dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
-    return InvalidArgument("--state " + state_dir + " is not a directory");
-  }
-  auto db = SqliteDb::Open(state_dir + "/" + kFileName);
+  auto db = OpenStateDatabase(state_dir, kFileName);
   if (!db.ok()) return db.status();
   Status s = (*db)->Exec(
       "CREATE TABLE IF NOT EXISTS image_generations("

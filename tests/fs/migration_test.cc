@@ -55,15 +55,7 @@ class MigrationTest : public ReadPathTest {
   }
 
   std::unique_ptr<AffinityfsMount> MountWithGrant() {
-    MountOptions o;
-    o.mountpoint = mnt_;
-    o.storage_url = server_->url();
-    o.vm = kVm;
-    o.cache_dir = cache_;
-    o.certs = &certs_;
-    o.grant_file = grant_file_;
-    o.extra_args = {"--grant-poll", "0.2", "--timeout", "5"};
-    auto m = std::make_unique<AffinityfsMount>(o);
+    auto m = MakeMount({"--grant-poll", "0.2", "--timeout", "5"}, grant_file_);
     m->Start();
     return m;
   }

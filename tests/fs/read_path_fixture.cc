@@ -56,7 +56,7 @@ void ReadPathTest::StartServer(std::vector<std::string> extra_args, bool other_c
   if (HasFatalFailure()) throw std::runtime_error("storage host did not start");
 }
 
-std::unique_ptr<AffinityfsMount> ReadPathTest::MakeMount(std::vector<std::string> extra_args) {
+std::unique_ptr<AffinityfsMount> ReadPathTest::MakeMount(std::vector<std::string> extra_args, std::string grant_file) {
   MountOptions o;
   o.mountpoint = mnt_;
   o.storage_url = server_->url();
@@ -64,6 +64,7 @@ std::unique_ptr<AffinityfsMount> ReadPathTest::MakeMount(std::vector<std::string
   o.cache_dir = cache_;
   o.certs = &certs_;
   o.extra_args = std::move(extra_args);
+  o.grant_file = std::move(grant_file);
   return std::make_unique<AffinityfsMount>(o);
 }
 

@@ -30,7 +30,8 @@ class ReadPathTest : public ::testing::Test {
   void TearDown() override;
 
   void StartServer(std::vector<std::string> extra_args = {}, bool other_ca_cert = false);
-  std::unique_ptr<AffinityfsMount> MakeMount(std::vector<std::string> extra_args = {});
+  // `grant_file` empty: a standing read grant is minted (mount_guard.h).
+  std::unique_ptr<AffinityfsMount> MakeMount(std::vector<std::string> extra_args = {}, std::string grant_file = {});
   std::unique_ptr<AffinityfsMount> Mount(std::vector<std::string> extra_args = {});
 
   // Requests and body bytes the server sent for vm-42/<image>.

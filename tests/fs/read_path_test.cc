@@ -132,7 +132,14 @@ TEST_F(ReadPathTest, AdjacentMissesAreCoalescedIntoOneRangeRequest) {
   EXPECT_EQ(0, std::memcmp(buf.data(), data_bytes_.data(), buf.size()));
   ServedCounters served = Served("data.raw");
   EXPECT_EQ(served.bytes, 1u << 20);
-  EXPECT_EQ(served.requests, 1u);
+  // The kernel normally sends the read as one FUSE read; under memory
+  // pressure it may split it when it cannot pin all the buffer's pages at
+  // once. Either way no FUSE read makes more than one request for its 16
+  // cold chunks (and no chunk is fetched twice: the byte count above).
+  const uint64_t missed_reads = std::stoull(Xattr(MountPath("data.raw"), "misses"));
+  EXPECT_GE(served.requests, 1u);
+  EXPECT_LE(served.requests, missed_reads);
+  EXPECT_LE(served.requests, 2u);
 }
 
 TEST_F(ReadPathTest, RemountServesCachedDataWithoutFetching) {
