@@ -16,7 +16,8 @@ bench_cleanup() {
   wait 2>/dev/null || true
 }
 
-# gen_certs DIR: CA, server (127.0.0.1) and client certificates, EC P-256.
+# gen_certs DIR: CA, server (127.0.0.1) and client certificates, EC P-256;
+# a separate admin CA and admin certificate; the Ed25519 grant-signing key.
 gen_certs() {
   local d=$1
   mkdir -p "$d"
@@ -24,6 +25,12 @@ gen_certs() {
     cd "$d"
     openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-ca \
       -keyout ca.key -out ca.pem 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-admin-ca \
+      -keyout admin-ca.key -out admin-ca.pem 2>/dev/null
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 2 -subj /CN=bench-admin \
+      -keyout admin.key -out admin.pem -CA admin-ca.pem -CAkey admin-ca.key \
+      -addext basicConstraints=critical,CA:FALSE -addext extendedKeyUsage=clientAuth 2>/dev/null
+    openssl genpkey -algorithm ed25519 -out grant.key 2>/dev/null
     for who in server client; do
       openssl req -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -subj "/CN=$who" \
         -keyout "$who.key" -out "$who.csr" 2>/dev/null
@@ -46,6 +53,7 @@ start_storaged() {
   rm -f "$ready"
   "$bin" --root "$root" --listen 127.0.0.1:0 --ready-file "$ready" --state "$state" \
     --tls-cert "$certs/server.pem" --tls-key "$certs/server.key" --client-ca "$certs/ca.pem" \
+    --admin-ca "$certs/admin-ca.pem" --grant-key "$certs/grant.key" --max-grant-ttl 86400 \
     --log-level warn "$@" >"$state/storaged.log" 2>&1 &
   BENCH_PIDS+=($!)
   local i
@@ -57,13 +65,24 @@ start_storaged() {
   STORAGED_PORT=$(cat "$ready")
 }
 
+# issue_grant URL VM CERTS OUT: a standing read+prefetch grant for the client
+# certificate, asked of the storage host with the admin certificate.
+issue_grant() {
+  local url=$1 vm=$2 certs=$3 out=$4 holder
+  holder=$(openssl x509 -in "$certs/client.pem" -pubkey -noout | openssl pkey -pubin -outform DER | sha256sum | cut -d' ' -f1)
+  curl -sf --cacert "$certs/ca.pem" --cert "$certs/admin.pem" --key "$certs/admin.key" -X POST \
+    -d "{\"holder\":\"$holder\",\"vm\":\"$vm\",\"ops\":[\"read\",\"prefetch\"],\"ttl\":86400}" \
+    "$url/v1/grants" | python3 -c 'import json,sys; print(json.load(sys.stdin)["grant"])' >"$out"
+}
+
 # mount_affinityfs BIN MNT URL VM CACHE CERTS [extra args...]
 mount_affinityfs() {
   local bin=$1 mnt=$2 url=$3 vm=$4 cache=$5 certs=$6
   shift 6
   mkdir -p "$mnt"
+  [ -s "$cache.grant" ] || issue_grant "$url" "$vm" "$certs" "$cache.grant"
   "$bin" "$mnt" --storage "$url" --vm "$vm" --cache-dir "$cache" --ca-file "$certs/ca.pem" \
-    --cert "$certs/client.pem" --key "$certs/client.key" --log-file "$cache.log" "$@"
+    --cert "$certs/client.pem" --key "$certs/client.key" --grant "$cache.grant" --log-file "$cache.log" "$@"
   BENCH_MOUNTS+=("$mnt")
 }
 

@@ -21,16 +21,17 @@ head -c "${size_mib}M" /dev/urandom >"$work/root/vm-1/disk.raw"
 start_storaged "$bin/affinity-storaged" "$work/root" "$work/state" "$work/certs"
 url="https://127.0.0.1:$STORAGED_PORT"
 bytes=$((size_mib << 20))
+issue_grant "$url" vm-1 "$work/certs" "$work/grant"
 
 cold_curl=() cold_mount=()
 for r in $(seq 1 "$runs"); do
   t0=$(now)
   curl -sf --cacert "$work/certs/ca.pem" --cert "$work/certs/client.pem" --key "$work/certs/client.key" \
-    -o /dev/null "$url/v1/vms/vm-1/images/disk.raw"
+    -H "Authorization: Bearer $(cat "$work/grant")" -o /dev/null "$url/v1/vms/vm-1/images/disk.raw"
   t1=$(now)
   cold_curl+=("$(echo "$bytes / ($t1 - $t0) / 1000000" | bc -l)")
 
-  rm -rf "$work/cache"
+  rm -rf "$work/cache" "$work/cache.grant"
   mount_affinityfs "$bin/affinityfs" "$work/mnt" "$url" vm-1 "$work/cache" "$work/certs"
   t0=$(now)
   dd if="$work/mnt/disk.raw" of=/dev/null bs=1M status=none

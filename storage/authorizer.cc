@@ -35,19 +35,41 @@ AuthVerdict Authorizer::AuthenticateHolder(const PeerIdentity& peer,
   if (!token) {
     return Deny(GrantRefusal::kMissing, "this request needs a grant: send it as 'Authorization: Bearer <grant>'");
   }
-  acl::VerifyOptions options;
-  options.key = key_;
-  options.issuer = issuer_;
-  options.now = static_cast<int64_t>(std::time(nullptr));
-  acl::GrantVerdict verdict = acl::VerifyGrant(*token, options);
-  if (auto* denial = std::get_if<GrantDenial>(&verdict)) return std::move(*denial);
-  auto& claims = std::get<acl::GrantClaims>(verdict);
+  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  std::optional<acl::GrantClaims> remembered;
+  {
+    std::lock_guard lock(verified_mu_);
+    if (auto it = verified_.find(*token); it != verified_.end()) remembered = it->second;
+  }
+  acl::GrantClaims claims;
+  if (remembered) {
+    // Signature and form were checked when it was remembered; time is checked now.
+    claims = std::move(*remembered);
+    if (now + acl::kClockSkewSeconds < claims.not_before) {
+      return Deny(GrantRefusal::kNotYetValid, "the grant is valid from " + std::to_string(claims.not_before));
+    }
+    if (now >= claims.expires + acl::kClockSkewSeconds) {
+      return Deny(GrantRefusal::kExpired, "the grant expired at " + std::to_string(claims.expires) +
+                                              "; it is now " + std::to_string(now));
+    }
+  } else {
+    acl::VerifyOptions options;
+    options.key = key_;
+    options.issuer = issuer_;
+    options.now = now;
+    acl::GrantVerdict verdict = acl::VerifyGrant(*token, options);
+    if (auto* denial = std::get_if<GrantDenial>(&verdict)) return std::move(*denial);
+    claims = std::move(std::get<acl::GrantClaims>(verdict));
+    std::lock_guard lock(verified_mu_);
+    if (verified_.size() >= kVerifiedCacheSize) verified_.clear();
+    verified_.emplace(*token, claims);
+  }
   if (claims.holder != peer.fingerprint) {
     return Deny(GrantRefusal::kWrongHolder, "grant " + claims.grant_id + " belongs to key " + Short(claims.holder) +
                                                 "..., but this connection's certificate key is " +
                                                 Short(peer.fingerprint) + "...");
   }
-  return std::move(claims);
+  return claims;
 }
 
 AuthVerdict Authorizer::Check(const PeerIdentity& peer, const std::optional<std::string>& authorization,

@@ -10,12 +10,22 @@
 //   5. VM, image and operation are in the grant's scope  else out_of_scope
 //   6. write: the holder owns the VM                     else not_owner
 //
-// Thread safety: every method from any thread (state lives in the registry).
+// Verified tokens are remembered (token bytes -> claims, at most
+// kVerifiedCacheSize, cleared when full): the Ed25519 check runs once per
+// token, not once per request, while the time window and steps 10..14 are
+// checked on every request. Only a token that verified is remembered, keyed
+// by its exact bytes, so the memo can never accept what verification would
+// refuse.
+//
+// Thread safety: every method from any thread (state lives in the registry;
+// the memo has its own mutex).
 // Failure: a GrantDenial with its code and a reason naming the values.
 #pragma once
 
 #include <cstdint>
+#include <mutex>
 #include <optional>
+#include <unordered_map>
 #include <string>
 #include <variant>
 
@@ -60,6 +70,10 @@ class Authorizer {
   const acl::VerifyingKey* const key_;
   const std::string issuer_;
   MigrationRegistry* const registry_;
+
+  static constexpr size_t kVerifiedCacheSize = 4096;
+  mutable std::mutex verified_mu_;
+  mutable std::unordered_map<std::string, acl::GrantClaims> verified_;  // guarded by verified_mu_
 };
 
 }  // namespace affinity::storage
