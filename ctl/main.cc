@@ -1,10 +1,14 @@
 // affinityctl: the operator and orchestration CLI of affinityfs.
 //
-// One file per subcommand (`stats_command.cc`; later keygen, grant, migrate,
-// profile): each exposes `AddXxxCommand(app, exit_code)`, registers its
+// One file per subcommand (stats, keygen/fingerprint, grant, owner,
+// migrate; later profile): each exposes `AddXxxCommand(app, exit_code)`, registers its
 // options and sets the exit code from its callback. main() only wires them.
 #include <CLI/CLI.hpp>
 
+#include "ctl/grant_commands.h"
+#include "ctl/key_commands.h"
+#include "ctl/migration_command.h"
+#include "ctl/owner_command.h"
 #include "ctl/stats_command.h"
 
 int main(int argc, char** argv) {
@@ -13,6 +17,10 @@ int main(int argc, char** argv) {
   app.require_subcommand(1);
   int exit_code = 0;
   affinity::ctl::AddStatsCommand(app, exit_code);
+  affinity::ctl::AddKeyCommands(app, exit_code);
+  affinity::ctl::AddGrantCommands(app, exit_code);
+  affinity::ctl::AddOwnerCommand(app, exit_code);
+  affinity::ctl::AddMigrationCommand(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

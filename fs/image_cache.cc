@@ -438,7 +438,9 @@ void ImageCache::CollectEvictionCandidates(std::vector<EvictionCandidate>& out) 
   }
 }
 
-uint64_t ImageCache::TryEvict(uint32_t idx) {
+uint64_t ImageCache::TryEvict(uint32_t idx) { return DropIfIdle(idx, /*eviction=*/true); }
+
+uint64_t ImageCache::DropIfIdle(uint32_t idx, bool eviction) {
   // While the hole is punched the chunk is "in flight" (an eviction flight):
   // a reader waits for it instead of refetching into the range being punched.
   auto evicting = std::make_shared<Flight>();
@@ -470,13 +472,13 @@ uint64_t ImageCache::TryEvict(uint32_t idx) {
   }
   cached_bytes_.fetch_sub(len, std::memory_order_relaxed);
   budget_->Sub(len);
-  ImageStats::Add(stats_.evicted_bytes, len);
+  if (eviction) ImageStats::Add(stats_.evicted_bytes, len);
   return len;
 }
 
 Status ImageCache::DropChunk(uint32_t idx, Deadline deadline) {
   for (;;) {
-    if (TryEvict(idx) > 0) return Status::Ok();
+    if (DropIfIdle(idx, /*eviction=*/false) > 0) return Status::Ok();
     std::shared_ptr<Flight> fetching;
     {
       std::lock_guard lock(mu_);

@@ -145,6 +145,8 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   void VerifyChunk(uint32_t idx);
   void Unpin(uint32_t first, uint32_t last);
   Status DropChunk(uint32_t idx, Deadline deadline);
+  // TryEvict's work; `eviction` says whether it counts in evicted_bytes.
+  uint64_t DropIfIdle(uint32_t idx, bool eviction);
   Result<ReadLease> ServeFromFlights(uint64_t offset, uint64_t length,
                                      const std::vector<std::shared_ptr<Flight>>& flights);
 
