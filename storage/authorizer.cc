@@ -104,7 +104,10 @@ AuthVerdict Authorizer::Check(const PeerIdentity& peer, const std::optional<std:
   if (!image.empty() && !claims.CoversImage(image)) {
     return Deny(GrantRefusal::kOutOfScope, "grant " + claims.grant_id + " does not cover image '" + image + "'");
   }
-  if (op && !claims.Allows(*op)) {
+  // `read` covers reads of any purpose; `prefetch` alone only reads marked as prefetch.
+  const bool allowed = !op || claims.Allows(*op) ||
+                       (*op == acl::Operation::kPrefetch && claims.Allows(acl::Operation::kRead));
+  if (!allowed) {
     return Deny(GrantRefusal::kOutOfScope, "grant " + claims.grant_id + " allows " +
                                                acl::OperationListString(claims.ops) + ", not " +
                                                std::string(acl::OperationName(*op)));

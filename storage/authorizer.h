@@ -8,6 +8,8 @@
 //      this VM and is begun or committed                 else revoked
 //   4. the grant's epoch is the VM's current epoch       else stale_epoch
 //   5. VM, image and operation are in the grant's scope  else out_of_scope
+//      (`read` covers prefetch-purpose reads too; `prefetch` alone covers
+//      nothing else)
 //   6. write: the holder owns the VM                     else not_owner
 //
 // Verified tokens are remembered (token bytes -> claims, at most

@@ -185,7 +185,19 @@ TEST_F(GrantsTest, ScopeIsEnforcedForImagesVmsAndOperations) {
   // A prefetch-only grant cannot make demand reads, and nothing but write may write.
   GrantSpec prefetch_only;
   prefetch_only.ops = "prefetch";
-  ExpectRefused(Dest(Mint(prefetch_only), ImageUrl()), 403, "out_of_scope");
+  const std::string prefetch_token = Mint(prefetch_only);
+  ExpectRefused(Dest(prefetch_token, ImageUrl()), 403, "out_of_scope");
+  RequestOptions prefetch;
+  prefetch.range = "0-99";
+  prefetch.headers = {"Authorization: Bearer " + prefetch_token, "Affinity-Purpose: prefetch"};
+  EXPECT_EQ(As(certs_.client_cert, certs_.client_key, ImageUrl(), prefetch).status, 206);
+  // `read` covers prefetch-purpose reads (affinityfs's read-ahead) too.
+  GrantSpec read_only;
+  read_only.ops = "read";
+  prefetch.headers = {"Authorization: Bearer " + Mint(read_only), "Affinity-Purpose: prefetch"};
+  EXPECT_EQ(As(certs_.client_cert, certs_.client_key, ImageUrl(), prefetch).status, 206);
+  prefetch.headers[1] = "Affinity-Purpose: sideways";
+  ExpectRefused(As(certs_.client_cert, certs_.client_key, ImageUrl(), prefetch), 400, "bad_request");
   SetOwner(dest_fp_);
   GrantSpec read_prefetch;
   read_prefetch.epoch = Epoch();
