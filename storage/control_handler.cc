@@ -112,6 +112,7 @@ json StaleJson(const std::vector<StaleRange>& stale) {
 
 Reply IssuedReply(const IssueResult& issued) {
   if (const auto* d = std::get_if<acl::GrantDenial>(&issued)) return DenialReply(*d);
+  if (const auto* s = std::get_if<Status>(&issued)) return ErrorReply(ApiError::kInternal, s->ToString());
   const auto& g = std::get<IssuedGrant>(issued);
   return JsonReply(200, json{{"grant", g.token}, {"claims", ClaimsJson(g.claims)}}.dump());
 }
@@ -240,9 +241,9 @@ Reply ControlHandler::BeginMigration(const ApiRequest& request) const {
   auto begun = services_.registry->Begin(*vm, *to, images, ttl);
   if (!begun.ok()) return ErrorReplyFromStatus(begun.status());
   IssueResult grant = services_.issuer->ForMigration(*begun, grant_ttl);
-  if (const auto* d = std::get_if<acl::GrantDenial>(&grant)) {
+  if (!std::holds_alternative<IssuedGrant>(grant)) {
     (void)services_.registry->Abort(begun->id);  // no grant, no migration
-    return DenialReply(*d);
+    return IssuedReply(grant);
   }
   const auto& g = std::get<IssuedGrant>(grant);
   return JsonReply(200, json{{"migration", MigrationJson(*begun, {})},

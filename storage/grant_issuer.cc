@@ -27,7 +27,7 @@ IssueResult GrantIssuer::Sign(acl::GrantClaims claims, int64_t ttl_seconds) cons
   claims.not_before = now;
   claims.expires = now + std::clamp<int64_t>(ttl_seconds, 1, max_ttl_);
   auto token = acl::SignGrant(*key_, claims);
-  if (!token.ok()) return Deny(GrantRefusal::kMalformed, token.status().message());
+  if (!token.ok()) return token.status();
   return IssuedGrant{std::move(*token), std::move(claims)};
 }
 

@@ -14,7 +14,7 @@
 //   or expired migrations and revoked grants are refused (revoked).
 //
 // Thread safety: every method from any thread.
-// Failure: a GrantDenial for a refusal; kInternal if signing fails.
+// Failure: a GrantDenial for a refusal; a Status (kInternal) if signing fails.
 #pragma once
 
 #include <cstdint>
@@ -25,6 +25,7 @@
 #include "acl/grant_claims.h"
 #include "acl/grant_refusal.h"
 #include "acl/signing_key.h"
+#include "common/status.h"
 #include "storage/migration_registry.h"
 
 namespace affinity::storage {
@@ -34,7 +35,8 @@ struct IssuedGrant {
   acl::GrantClaims claims;
 };
 
-using IssueResult = std::variant<IssuedGrant, acl::GrantDenial>;
+// A grant, a refusal (403 with its code), or a failure of ours (signing: 500).
+using IssueResult = std::variant<IssuedGrant, acl::GrantDenial, Status>;
 
 struct StandingGrantRequest {
   std::string holder;
