@@ -1,7 +1,5 @@
 #include "ctl/grant_commands.h"
 
-#include <fcntl.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -14,6 +12,7 @@
 #include <vector>
 
 #include "acl/grant_token.h"
+#include "common/atomic_file.h"
 #include "ctl/admin_client.h"
 
 namespace affinity::ctl {
@@ -58,14 +57,7 @@ Status WriteSecret(const std::string& path, const std::string& text) {
     std::printf("%s\n", text.c_str());
     return Status::Ok();
   }
-  int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "cannot write " + path);
-  const std::string line = text + "\n";
-  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
-  int err = errno;
-  ::close(fd);
-  if (!ok) return ErrnoStatus(err, "cannot write " + path);
-  return Status::Ok();
+  return WriteFileAtomically(path, text + "\n", 0600);
 }
 
 int RunIssue(const IssueOptions& o) {

@@ -1,9 +1,7 @@
 #include "ctl/migration_command.h"
 
-#include <fcntl.h>
 #include <sys/statfs.h>
 #include <sys/xattr.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <cstdio>
@@ -12,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "ctl/admin_client.h"
 
 namespace affinity::ctl {
@@ -52,22 +51,6 @@ void PrintStale(const nlohmann::json& reply) {
   }
 }
 
-Status WriteGrant(const std::string& path, const std::string& token) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "cannot write " + tmp);
-  const std::string line = token + "\n";
-  bool ok = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size()) && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(err, "cannot write " + path);
-  }
-  return Status::Ok();
-}
-
 int RunBegin(const BeginOptions& o) {
   auto to = HolderFrom(o.to, o.to_cert, "to");
   if (!to.ok()) return Fail(to.status().message());
@@ -80,7 +63,7 @@ int RunBegin(const BeginOptions& o) {
   if (!reply->contains("grant") || !(*reply)["grant"].is_string()) return Fail("the storage host sent no grant");
   const std::string grant = (*reply)["grant"].get<std::string>();
   if (!o.grant_out.empty()) {
-    Status s = WriteGrant(o.grant_out, grant);
+    Status s = WriteFileAtomically(o.grant_out, grant + "\n", 0600);
     if (!s.ok()) return Fail(s.message() + " (the migration was begun; abort it or write the grant again)");
   }
   if (o.json) {

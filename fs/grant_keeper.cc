@@ -1,8 +1,6 @@
 #include "fs/grant_keeper.h"
 
-#include <fcntl.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <cerrno>
 #include <ctime>
@@ -11,6 +9,7 @@
 #include <sstream>
 
 #include "acl/grant_token.h"
+#include "common/atomic_file.h"
 #include "fs/access_state.h"
 #include "fs/chunk_index.h"
 
@@ -36,23 +35,6 @@ Result<std::string> ReadGrantFile(const std::string& path) {
     return InvalidArgument("--grant " + path + " is larger than a grant can be");
   }
   return Trimmed(text.str());
-}
-
-// Atomic replace: a reader sees the old grant or the new one, never half.
-Status WriteGrantFile(const std::string& path, const std::string& token) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-  if (fd < 0) return ErrnoStatus(errno, "create " + tmp);
-  const std::string text = token + "\n";
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()) && ::fsync(fd) == 0;
-  int err = errno;
-  ::close(fd);
-  if (!ok || std::rename(tmp.c_str(), path.c_str()) != 0) {
-    if (ok) err = errno;
-    ::unlink(tmp.c_str());
-    return ErrnoStatus(err, "write renewed grant to " + path);
-  }
-  return Status::Ok();
 }
 
 std::string CommitAppliedKey(const std::string& migration) { return "commit_applied:" + migration; }
@@ -89,8 +71,8 @@ Status GrantKeeper::Install(const std::string& token, bool write_back) {
   if (!decoded.ok()) return decoded.status();
   if (decoded->claims.vm != options_.vm) return InvalidArgument("grant is for vm '" + decoded->claims.vm + "'");
   if (write_back) {
-    Status s = WriteGrantFile(options_.grant_file, token);
-    if (!s.ok()) spdlog::warn("{} (a restart would use the older grant)", s.ToString());
+    Status s = WriteFileAtomically(options_.grant_file, token + "\n", 0600);
+    if (!s.ok()) spdlog::warn("renewed grant: {} (a restart would use the older grant)", s.ToString());
   }
   std::lock_guard lock(mu_);
   const bool same_migration = decoded->claims.migration == claims_.migration;

@@ -8,10 +8,8 @@
 // Signals: SIGTERM/SIGINT stop it gracefully (exit 0). They are blocked
 // before any thread starts and taken with sigwait() on the main thread, so no
 // handler ever runs in the middle of a request.
-#include <fcntl.h>
 #include <signal.h>
 #include <spdlog/spdlog.h>
-#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <cerrno>
@@ -20,6 +18,7 @@
 #include <string>
 #include <vector>
 
+#include "common/atomic_file.h"
 #include "common/logging.h"
 #include "acl/signing_key.h"
 #include "storage/api_router.h"
@@ -39,27 +38,6 @@ using affinity::Status;
 int Fail(const std::string& message) {
   std::fprintf(stderr, "affinity-storaged: %s\n", message.c_str());
   return 1;
-}
-
-// Writes "<port>\n" to `path` atomically: a temporary file beside it, then rename.
-Status WriteReadyFile(const std::string& path, uint16_t port) {
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid());
-  const std::string text = std::to_string(port) + "\n";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) return affinity::ErrnoStatus(errno, "--ready-file: create " + tmp);
-  bool ok = ::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size());
-  int err = errno;
-  ::close(fd);
-  if (!ok) {
-    ::unlink(tmp.c_str());
-    return affinity::ErrnoStatus(err, "--ready-file: write " + tmp);
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    err = errno;
-    ::unlink(tmp.c_str());
-    return affinity::ErrnoStatus(err, "--ready-file: rename to " + path);
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -187,10 +165,10 @@ int main(int argc, char** argv) {
                st::kStoragedVersion, root, server.listen.host, (*https)->port(), server.threads,
                server.tls.client_ca_file, server.tls.admin_ca_file, issuer_name, grant_key->key_id());
   if (!ready_file.empty()) {
-    s = WriteReadyFile(ready_file, (*https)->port());
+    s = affinity::WriteFileAtomically(ready_file, std::to_string((*https)->port()) + "\n", 0644);
     if (!s.ok()) {
       (*https)->Stop();
-      return Fail(s.message());
+      return Fail("--ready-file: " + s.message());
     }
   }
 
