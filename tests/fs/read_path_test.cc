@@ -9,6 +9,8 @@
 #include <cstdio>
 #include <random>
 #include <cstring>
+#include <fstream>
+#include <nlohmann/json.hpp>
 #include <thread>
 
 #include "tests/fs/read_path_fixture.h"
@@ -84,6 +86,32 @@ TEST_F(ReadPathTest, EveryWritePathIsRefusedWithErofs) {
   EXPECT_EQ(::setxattr(MountPath("data.raw").c_str(), "user.affinity.control", "refresh", 7, 0), -1);
   EXPECT_EQ(errno, EROFS) << "the control attribute lives on the mount's root only";
   EXPECT_EQ(ReadWholeFile(MountPath("data.raw")).size(), kDataSize) << "and the image is untouched";
+}
+
+TEST_F(ReadPathTest, TraceReplayOnTheMountReportsTheHitRatioOfEachRun) {
+  StartServer();
+  auto mount = Mount({"--readahead", "0"});
+  {
+    std::ofstream trace(dir_ / "trace.csv");
+    trace << "time_s,offset,length,op\n";
+    for (int i = 0; i < 8; ++i) trace << "0," << i * 262144 << ",4096,R\n";  // 8 cold chunks
+  }
+  auto replay = [&](int run) {
+    Subprocess p;
+    const std::string out = dir_ / ("replay." + std::to_string(run));
+    EXPECT_TRUE(p.Start({BinaryPath("affinity-trace-replay"), "--trace", dir_ / "trace.csv", "--target",
+                         MountPath("data.raw"), "--verify", SourcePath("data.raw"), "--direct", "--json"},
+                        out));
+    EXPECT_EQ(p.Wait(std::chrono::seconds(30)), 0) << ReadWholeFile(out);
+    return nlohmann::json::parse(ReadWholeFile(out), nullptr, false);
+  };
+  auto cold = replay(1);
+  auto warm = replay(2);
+  ASSERT_TRUE(cold.is_object() && warm.is_object());
+  EXPECT_EQ(cold["mismatches"], 0);
+  EXPECT_EQ(cold["hit_ratio"], 0.0) << cold.dump();
+  EXPECT_EQ(warm["hit_ratio"], 1.0) << warm.dump();
+  EXPECT_EQ(warm["reads"], 8);
 }
 
 TEST_F(ReadPathTest, SixteenThreadsOnColdChunksFetchEachChunkOnce) {
