@@ -37,6 +37,9 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
                  "re-read when it changes, renewed grants are written back")
       ->required();
   double grant_poll_s = 2;
+  double upload_s = 5;
+  app.add_option("--upload-interval", upload_s,
+                 "Seconds between uploads of recorded accesses to the storage host's profiler (0.1 to 3600)");
   app.add_option("--grant-poll", grant_poll_s, "Seconds between checks of the grant and its migration (0.1 to 60)");
   app.add_option("--chunk-size", o.chunk_size, "Chunk size, a power of two from 4K to 4M (e.g. 256K)")
       ->transform(CLI::AsSizeValue(false));
@@ -98,6 +101,8 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   o.timeout = std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000));
   if (!(grant_poll_s >= 0.1 && grant_poll_s <= 60)) return InvalidArgument("--grant-poll must be in [0.1, 60] seconds");
   o.grant_poll = std::chrono::milliseconds(static_cast<int64_t>(grant_poll_s * 1000));
+  if (!(upload_s >= 0.1 && upload_s <= 3600)) return InvalidArgument("--upload-interval must be in [0.1, 3600] seconds");
+  o.upload_interval = std::chrono::milliseconds(static_cast<int64_t>(upload_s * 1000));
   if (o.cache_dir.empty()) return InvalidArgument("--cache-dir must not be empty");
   return o;
 }

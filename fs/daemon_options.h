@@ -26,6 +26,7 @@ struct DaemonOptions {
   std::string ca_file, cert_file, key_file;
   std::string grant_file;                          // --grant: the grant every request carries
   std::chrono::milliseconds grant_poll{2000};      // how often the grant and its migration are checked
+  std::chrono::milliseconds upload_interval{5000}; // how often recorded accesses are uploaded
   uint64_t chunk_size = 256 * 1024;
   uint64_t cache_size = 0;  // 0: unlimited
   std::chrono::milliseconds timeout{60000};

@@ -158,6 +158,7 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     fuse_reply_err(req, ENOENT);
     return;
   }
+  if (server->options().on_read) server->options().on_read(static_cast<uint32_t>(ino - 2), static_cast<uint64_t>(off), size);
   auto deadline = std::chrono::steady_clock::now() + server->options().timeout;
   auto offset = static_cast<uint64_t>(off);
   image->NoteReadForReadahead(offset, size, deadline);

@@ -41,6 +41,9 @@ struct FuseServerOptions {
   // (e.g. "refresh": apply a migration's commit or abort now) and answers
   // with its errno. Empty: the attribute is refused with EROFS like any other.
   std::function<Status(const std::string& value)> control;
+  // Told of every read request (image index, offset, length) before it is
+  // served, on the FUSE worker: must be quick (the access recorder's ring).
+  std::function<void(uint32_t image, uint64_t offset, uint64_t length)> on_read;
   // More user.affinity.* attributes of the root directory (grant state).
   std::function<std::vector<std::pair<std::string, std::string>>()> extra_root_xattrs;
   unsigned max_threads = 64;

@@ -19,6 +19,7 @@
 #include "common/logging.h"
 #include "fetcher/https_client.h"
 #include "fs/daemon_options.h"
+#include "fs/access_recorder.h"
 #include "fs/grant_keeper.h"
 #include "fs/xattr_stats.h"
 #include "fs/fuse_server.h"
@@ -136,7 +137,22 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   }
   for (const auto& image : (*cache)->images()) image->set_max_readahead_bytes(o.readahead);
 
+  fs::AccessRecorderOptions recorder_options;
+  recorder_options.db_path = o.cache_dir + "/" + o.vm + "/accesses.sqlite";
+  recorder_options.vm = o.vm;
+  for (const auto& image : (*cache)->images()) recorder_options.images.push_back(image->record().name);
+  recorder_options.upload_interval = o.upload_interval;
+  auto recorder = fs::AccessRecorder::Open(recorder_options);
+  if (!recorder.ok()) {
+    reporter.Fail(recorder.status());
+    return 1;
+  }
+  fs::AccessRecorder* accesses = recorder->get();
+
   fs::FuseServerOptions server_options;
+  server_options.on_read = [accesses](uint32_t image, uint64_t offset, uint64_t length) {
+    accesses->Record(image, offset, length, affinity::profile::AccessOp::kRead);
+  };
   server_options.mountpoint = o.mountpoint;
   server_options.storage_url = o.storage_url;
   server_options.fuse_options = o.fuse_options;
@@ -146,7 +162,11 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
     if (value == "refresh") return grants->RefreshNow();
     return affinity::InvalidArgument("unknown control '" + value + "' (known: refresh)");
   };
-  server_options.extra_root_xattrs = [grants] { return fs::GrantXattrs(grants->Snapshot()); };
+  server_options.extra_root_xattrs = [grants, accesses] {
+    auto out = fs::GrantXattrs(grants->Snapshot());
+    for (auto& kv : fs::AccessXattrs(accesses->stats())) out.push_back(std::move(kv));
+    return out;
+  };
   auto server = std::make_unique<fs::FuseServer>(cache->get(), server_options);
   Status s = server->Mount();
   if (!s.ok()) {
@@ -171,6 +191,7 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   };
   hooks.drop_kernel_cache = [fuse] { fuse->InvalidateAllKernelCaches(); };
   grants->Start(client->get(), &vm_cache->access(), &vm_cache->index(), std::move(hooks));
+  accesses->Start(client->get());
   // Before the mount is announced: a migration aborted (or committed) while
   // no daemon ran is applied now, so not one read sees what it must not.
   s = grants->RefreshNow();
@@ -183,7 +204,8 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   // Unmount first, then stop fetching (pending callbacks complete as cancelled),
   // then flush and close the cache.
   grants->Stop();  // before the server and the cache it calls into
-  server.reset();
+  server.reset();     // no more reads to record
+  (*recorder)->Stop();  // persists what is in RAM, tries a last upload
   client->reset();
   cache->reset();
   spdlog::info("unmounted {}", o.mountpoint);

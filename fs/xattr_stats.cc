@@ -110,4 +110,17 @@ XattrList GrantXattrs(const GrantSnapshot& g) {
   return out;
 }
 
+XattrList AccessXattrs(const AccessRecorderStats& s) {
+  XattrList out;
+  auto put = [&](const char* name, uint64_t value) {
+    out.emplace_back(std::string(kXattrPrefix) + name, std::to_string(value));
+  };
+  put("accesses_recorded", s.recorded);
+  put("accesses_dropped", s.dropped);
+  put("accesses_uploaded", s.uploaded);
+  put("accesses_pending", s.pending);
+  put("access_upload_errors", s.upload_errors);
+  return out;
+}
+
 }  // namespace affinity::fs

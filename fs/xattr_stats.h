@@ -11,6 +11,7 @@
 #include <utility>
 #include <vector>
 
+#include "fs/access_recorder.h"
 #include "fs/grant_keeper.h"
 #include "fs/vm_cache.h"
 
@@ -28,5 +29,8 @@ XattrList RootXattrs(VmCache& cache, const std::string& storage_url);
 // .grant_state (valid|revoked), .grant_revoked_reason, .migration,
 // .migration_state, .grant_renewals, .migration_purges, .stale_ranges_invalidated.
 XattrList GrantXattrs(const GrantSnapshot& grant);
+// user.affinity.accesses_recorded, .accesses_dropped, .accesses_uploaded,
+// .accesses_pending, .access_upload_errors.
+XattrList AccessXattrs(const AccessRecorderStats& s);
 
 }  // namespace affinity::fs

@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "common/names.h"
+#include "storage/access_handler.h"
 #include "storage/api_error.h"
 #include "storage/control_handler.h"
 #include "storage/request_path.h"
@@ -107,6 +108,15 @@ Reply ApiRouter::Route(const ApiRequest& request) {
       return JsonReply(200, nlohmann::json{{"vms", std::move(list)}}.dump());
     }
     if (seg.size() >= 4 && seg[1] == "vms" && seg[3] == "images") return RouteImages(request, seg);
+    if (seg.size() == 4 && seg[1] == "vms" && (seg[3] == "accesses" || seg[3] == "sessions")) {
+      if (Status s = ValidateName("vm", seg[2]); !s.ok()) return ErrorReply(ApiError::kBadName, s.message());
+      if (seg[3] == "accesses") {
+        if (request.method != "POST") return MethodNotAllowed(request.method, "POST");
+        return AccessHandler(services_).Upload(request, seg[2]);
+      }
+      if (request.method != "GET") return MethodNotAllowed(request.method, "GET");
+      return AccessHandler(services_).Sessions(request, seg[2]);
+    }
     if (seg[1] == "grants" || seg[1] == "migrations" || (seg[1] == "vms" && seg.size() == 4 && seg[3] == "owner")) {
       return ControlHandler(services_).Handle(request, seg);
     }

@@ -7,6 +7,7 @@
 //   GET       /v1/vms/{vm}/images           grant for vm      {"vm":...,"images":[...in scope]}
 //   GET, HEAD /v1/vms/{vm}/images/{image}   read (or prefetch) grant: bytes (RangeHandler)
 //   PUT       /v1/vms/{vm}/images/{image}   write grant, owner (WriteHandler)
+//   POST      /v1/vms/{vm}/accesses         grant for vm; GET .../sessions admin (AccessHandler)
 //   /v1/grants..., /v1/migrations..., /v1/vms/{vm}/owner: ControlHandler
 //
 // The raw target is percent-decoded into segments first (request_path.h) and

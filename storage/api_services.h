@@ -4,6 +4,7 @@
 // Thread safety: each part documents its own; the struct is constant.
 #pragma once
 
+#include "storage/access_log.h"
 #include "storage/authorizer.h"
 #include "storage/chunk_tracker.h"
 #include "storage/grant_issuer.h"
@@ -24,6 +25,7 @@ struct ApiServices {
   MigrationRegistry* registry = nullptr;
   ChunkTracker* tracker = nullptr;
   VmWriteLocks* write_locks = nullptr;
+  AccessLog* access_log = nullptr;
 };
 
 }  // namespace affinity::storage

@@ -129,6 +129,8 @@ int main(int argc, char** argv) {
   if (!registry.ok()) return Fail(registry.status().ToString());
   auto tracker = st::ChunkTracker::Open(state_dir);
   if (!tracker.ok()) return Fail(tracker.status().ToString());
+  auto access_log = st::AccessLog::Open(state_dir);
+  if (!access_log.ok()) return Fail(access_log.status().ToString());
   auto grant_key = affinity::acl::SigningKey::LoadPem(grant_key_file);
   if (!grant_key.ok()) return Fail("--grant-key: " + grant_key.status().message());
   auto roles = st::ClientRoles::Load(server.tls.admin_ca_file, server.tls.client_ca_file);
@@ -147,6 +149,7 @@ int main(int argc, char** argv) {
   services.registry = registry->get();
   services.tracker = tracker->get();
   services.write_locks = &write_locks;
+  services.access_log = access_log->get();
   st::ApiRouter router(services);
 
   // Before any thread exists: stop signals are taken by sigwait() below only.

@@ -404,5 +404,47 @@ TEST_F(GrantsTest, AMigrationNotCommittedInTimeExpiresAndItsGrantDies) {
   EXPECT_FALSE(again.first.empty());
 }
 
+TEST_F(GrantsTest, AccessUploadsAreIdempotentScopedAndBoundToTheirHost) {
+  auto post = [&](const std::string& cert, const std::string& key, const std::string& token, const std::string& body) {
+    RequestOptions o;
+    o.method = "POST";
+    o.body = body;
+    o.headers = {"Authorization: Bearer " + token, "Content-Type: application/json"};
+    return As(cert, key, Url("/v1/vms/vm-1/accesses"), o);
+  };
+  const std::string batch =
+      R"({"session":"s-0123456789abcdef01234567","session_start_ms":1795530591000,)"
+      R"("records":[[0,"root.raw",0,4096,"R",10],[1,"root.raw",65536,4096,"R",250]]})";
+  const std::string token = Mint({});
+  auto first = post(certs_.client_cert, certs_.client_key, token, batch);
+  ASSERT_EQ(first.status, 200) << first.body;
+  EXPECT_EQ(Json(first), nlohmann::json({{"accepted", 2}, {"duplicates", 0}}));
+  auto again = post(certs_.client_cert, certs_.client_key, token, batch);  // a reply was lost: sent again
+  ASSERT_EQ(again.status, 200) << again.body;
+  EXPECT_EQ(Json(again), nlohmann::json({{"accepted", 0}, {"duplicates", 2}}));
+  // Another host cannot add to this session.
+  GrantSpec other;
+  other.holder_cert = certs_.client2_cert;
+  ExpectRefused(post(certs_.client2_cert, certs_.client2_key, Mint(other), batch), 403, "forbidden");
+  // Images outside the grant, malformed batches, no grant.
+  GrantSpec data_only;
+  data_only.images = {"data.raw"};
+  ExpectRefused(post(certs_.client_cert, certs_.client_key, Mint(data_only), batch), 403, "out_of_scope");
+  ExpectRefused(post(certs_.client_cert, certs_.client_key, token, R"({"session":"s-1"})"), 400, "bad_request");
+  ExpectRefused(post(certs_.client_cert, certs_.client_key, token,
+                     R"({"session":"s-1","session_start_ms":0,"records":[[0,"../x",0,1,"R",0]]})"),
+                400, "bad_request");
+  ExpectRefused(post(certs_.client_cert, certs_.client_key, "", batch), 401, "missing_grant");
+  // The admin sees the session and its two records.
+  auto sessions = Admin("GET", "/v1/vms/vm-1/sessions");
+  ASSERT_EQ(sessions.status, 200) << sessions.body;
+  auto j = Json(sessions)["sessions"];
+  ASSERT_EQ(j.size(), 1u) << sessions.body;
+  EXPECT_EQ(j[0]["records"], 2);
+  EXPECT_EQ(j[0]["holder"], dest_fp_);
+  RequestOptions get;
+  ExpectRefused(As(certs_.client_cert, certs_.client_key, Url("/v1/vms/vm-1/sessions"), get), 403, "admin_required");
+}
+
 }  // namespace
 }  // namespace affinity::testing

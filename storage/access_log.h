@@ -1,0 +1,55 @@
+// AccessLog: the accesses destinations observed and uploaded, the raw input
+// of the profiler (--state/profile.sqlite, docs/profile.md).
+//
+//   sessions(session, vm, holder, start_ms, received_ms)
+//   accesses(session, seq, image, offset, length, op, t_us)  primary key (session, seq)
+//
+// A batch is stored in one transaction; a record already stored (same
+// session and seq: a batch sent again after a lost reply) is counted as a
+// duplicate and not stored twice. A session belongs to the vm and holder
+// that first uploaded it: another host cannot add to it.
+//
+// Thread safety: every method from any thread (one mutex).
+// Failure: SQLite errors as Status; kPermissionDenied for another host's or
+// another VM's session.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/sqlite.h"
+#include "common/status.h"
+#include "profile/access_batch.h"
+
+namespace affinity::storage {
+
+struct SessionSummary {
+  std::string session;
+  std::string holder;
+  int64_t start_ms = 0;
+  uint64_t records = 0;
+};
+
+class AccessLog {
+ public:
+  static constexpr const char* kFileName = "profile.sqlite";
+
+  static Result<std::unique_ptr<AccessLog>> Open(const std::string& state_dir);
+
+  struct Stored {
+    uint64_t accepted = 0;
+    uint64_t duplicates = 0;
+  };
+  Result<Stored> Record(const std::string& vm, const std::string& holder, const profile::AccessBatch& batch);
+  Result<std::vector<SessionSummary>> Sessions(const std::string& vm);
+
+ private:
+  explicit AccessLog(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
+  std::mutex mu_;
+  std::unique_ptr<SqliteDb> db_;  // guarded by mu_
+};
+
+}  // namespace affinity::storage
