@@ -35,7 +35,7 @@ AuthVerdict Authorizer::AuthenticateHolder(const PeerIdentity& peer,
   if (!token) {
     return Deny(GrantRefusal::kMissing, "this request needs a grant: send it as 'Authorization: Bearer <grant>'");
   }
-  const int64_t now = static_cast<int64_t>(std::time(nullptr));
+  const int64_t now = clock_ ? clock_() : static_cast<int64_t>(std::time(nullptr));
   std::optional<acl::GrantClaims> remembered;
   {
     std::lock_guard lock(verified_mu_);

@@ -25,6 +25,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <mutex>
 #include <optional>
 #include <unordered_map>
@@ -46,9 +47,12 @@ std::optional<std::string> BearerToken(const std::optional<std::string>& authori
 
 class Authorizer {
  public:
-  // All must outlive the authorizer.
-  Authorizer(const acl::VerifyingKey* key, std::string issuer, MigrationRegistry* registry)
-      : key_(key), issuer_(std::move(issuer)), registry_(registry) {}
+  using Clock = std::function<int64_t()>;  // seconds since the epoch
+
+  // All must outlive the authorizer. `clock` defaults to the system clock
+  // (tests pass their own to move time past a token's expiry).
+  Authorizer(const acl::VerifyingKey* key, std::string issuer, MigrationRegistry* registry, Clock clock = {})
+      : key_(key), issuer_(std::move(issuer)), registry_(registry), clock_(std::move(clock)) {}
 
   // Checks 1..6 for `op` on vm (and image, if not empty).
   AuthVerdict Authorize(const PeerIdentity& peer, const std::optional<std::string>& authorization,
@@ -72,6 +76,7 @@ class Authorizer {
   const acl::VerifyingKey* const key_;
   const std::string issuer_;
   MigrationRegistry* const registry_;
+  const Clock clock_;
 
   static constexpr size_t kVerifiedCacheSize = 4096;
   mutable std::mutex verified_mu_;

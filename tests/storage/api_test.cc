@@ -7,6 +7,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "acl/grant_token.h"
 #include "common/digest.h"
 #include "common/names.h"
 #include "storage/api_router.h"
@@ -313,6 +314,39 @@ TEST_F(ApiTest, GenerationFollowsTheFileThroughListingAndData) {
   auto images = nlohmann::json::parse(Get("/v1/vms/vm-42/images").body);
   EXPECT_EQ(images["images"][0]["name"], "b.raw");
   EXPECT_EQ(images["images"][0]["generation"], 3);
+}
+
+// The verified-token memo skips the signature, never the time window: a
+// token remembered while valid is refused once it expires. (The clock is
+// the test's own: time passing is the one thing here we cannot wait for.)
+TEST_F(ApiTest, ARememberedGrantIsStillRefusedOnceItExpires) {
+  int64_t now = 1'800'000'000;
+  Authorizer authorizer(&key_->verifying_key(), "test-issuer", registry_.get(), [&now] { return now; });
+  acl::GrantClaims c;
+  c.grant_id = acl::NewGrantId();
+  c.issuer = "test-issuer";
+  c.holder = kPeerFingerprint;
+  c.vm = "vm-42";
+  c.images = {"*"};
+  c.ops = static_cast<uint8_t>(acl::Operation::kRead);
+  c.issued_at = c.not_before = now;
+  c.expires = now + 60;
+  c.epoch = 1;
+  const std::optional<std::string> auth = "Bearer " + acl::SignGrant(*key_, c).value();
+  PeerIdentity peer;
+  peer.fingerprint = kPeerFingerprint;
+  EXPECT_TRUE(std::holds_alternative<acl::GrantClaims>(
+      authorizer.Authorize(peer, auth, "vm-42", "root.raw", acl::Operation::kRead)));  // verified, remembered
+  now += 60 + acl::kClockSkewSeconds;
+  AuthVerdict later = authorizer.Authorize(peer, auth, "vm-42", "root.raw", acl::Operation::kRead);
+  ASSERT_TRUE(std::holds_alternative<acl::GrantDenial>(later));
+  EXPECT_EQ(std::get<acl::GrantDenial>(later).refusal, acl::GrantRefusal::kExpired);
+  // And a remembered token still goes through holder, epoch and scope checks.
+  now -= 30;
+  peer.fingerprint = std::string(64, 'd');
+  AuthVerdict other = authorizer.Authorize(peer, auth, "vm-42", "root.raw", acl::Operation::kRead);
+  ASSERT_TRUE(std::holds_alternative<acl::GrantDenial>(other));
+  EXPECT_EQ(std::get<acl::GrantDenial>(other).refusal, acl::GrantRefusal::kWrongHolder);
 }
 
 }  // namespace
