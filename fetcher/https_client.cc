@@ -332,7 +332,7 @@ class HttpsClient::Impl {
     if (!IsIntegrityFailure(failure.error)) t->only_integrity_failures = false;
     if (!t->first) t->first = failure;
     t->last = failure;
-    if (!IsRetryable(failure.error)) {
+    if (!IsRetryable(failure.error) || !t->request.idempotent) {
       std::string m = failure.message;
       if (t->attempts > 1 && t->first->message != m) {
         m += " (attempt " + std::to_string(t->attempts) + "; first failure: " + t->first->message + ")";

@@ -73,6 +73,10 @@ struct Request {
   std::chrono::steady_clock::time_point deadline;  // overall, retries included
   std::string body;                  // PUT/POST body (sent as is)
   std::vector<std::string> headers;  // extra "Name: value" lines (e.g. Content-Range of a PUT)
+  // false: one attempt only. For a request whose repetition is not
+  // harmless (a control-plane POST: begin, commit, ...), where a retry after
+  // a lost reply would be refused and hide that the first attempt worked.
+  bool idempotent = true;
 };
 
 struct Response {

@@ -266,6 +266,20 @@ TEST_F(HttpsClientTest, CorruptReplyIsRetriedThenSucceeds) {
   EXPECT_EQ(client->Stats().bytes_received, 1000u) << "the corrupt body is not counted";
 }
 
+TEST_F(HttpsClientTest, ANonIdempotentRequestIsSentOnceEvenWhenARetryWouldHelp) {
+  StartServer({"--test-fault", "corrupt-body:1"});
+  auto client = MakeClient();
+  ASSERT_NE(client, nullptr);
+  Request once = Range(100, 1000);
+  once.idempotent = false;
+  FetchOutcome o = client->Fetch(once);
+  ASSERT_FALSE(o.status.ok());
+  EXPECT_EQ(o.failure.error, FetchError::kDigestMismatch);
+  EXPECT_EQ(o.failure.attempts, 1);
+  EXPECT_EQ(client->Stats().retries, 0u);
+  EXPECT_TRUE(client->Fetch(Range(100, 1000)).status.ok()) << "the fault was used up by the one attempt";
+}
+
 TEST_F(HttpsClientTest, AlwaysCorruptRepliesEndAsCorruption) {
   StartServer({"--test-fault", "corrupt-body:1000"});
   auto client = MakeClient();
