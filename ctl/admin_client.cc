@@ -1,7 +1,9 @@
 #include "ctl/admin_client.h"
 
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <ctime>
 
 #include "acl/holder_fingerprint.h"
 #include "fetcher/https_client.h"
@@ -14,6 +16,10 @@ void AddAdminConnectionOptions(CLI::App* command, AdminConnection& c) {
   command->add_option("--cert", c.cert_file, "Admin client certificate (PEM, from the storage host's --admin-ca)")
       ->envname("AFFINITY_CERT");
   command->add_option("--key", c.key_file, "Private key of --cert (PEM)")->envname("AFFINITY_KEY");
+  command->add_option("--timeout", c.timeout_s, "Seconds a call may take, retries included")
+      ->envname("AFFINITY_TIMEOUT")
+      ->check(CLI::Range(0.1, 3600.0))
+      ->capture_default_str();
 }
 
 Result<nlohmann::json> CallStorage(const AdminConnection& c, const std::string& method, const std::string& path,
@@ -42,13 +48,68 @@ Result<nlohmann::json> CallStorage(const AdminConnection& c, const std::string& 
     request.body = body.dump();
     request.headers.push_back("Content-Type: application/json");
   }
-  request.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(15);
+  request.deadline = std::chrono::steady_clock::now() +
+                     std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000));
+  // A control-plane change is sent once: retrying after a lost reply would
+  // be refused (409) and hide that the first attempt did the change.
+  const bool changes = method != "GET";
+  request.idempotent = !changes;
   fetcher::FetchOutcome out = (*client)->Fetch(std::move(request));
-  if (!out.status.ok()) return out.status;
+  if (!out.status.ok()) {
+    if (changes && out.failure.error != fetcher::FetchError::kClientError) {
+      return Status(out.status.code(), out.status.message() +
+                                           " (not retried: the storage host may or may not have made the change; "
+                                           "check with owner show or migrate status)");
+    }
+    return out.status;
+  }
   nlohmann::json reply =
       nlohmann::json::parse(out.response.body.begin(), out.response.body.end(), nullptr, /*allow_exceptions=*/false);
-  if (reply.is_discarded()) return Corruption("the storage host's reply to " + method + " " + path + " is not JSON");
+  if (reply.is_discarded() || !reply.is_object()) {
+    return Corruption("the storage host's reply to " + method + " " + path + " is not a JSON object");
+  }
   return reply;
+}
+
+Status CheckPathSegment(const std::string& what, const std::string& value) {
+  if (value.empty() || value.size() > 255) return InvalidArgument(what + " must be 1..255 bytes");
+  if (value[0] == '.') return InvalidArgument(what + " '" + value + "' must not start with '.'");
+  for (char c : value) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.' || c == ':';
+    if (!ok) return InvalidArgument(what + " has a character outside [A-Za-z0-9._:-]");
+  }
+  return Status::Ok();
+}
+
+std::string JsonText(const nlohmann::json& obj, const char* key) {
+  if (!obj.is_object()) return {};
+  auto it = obj.find(key);
+  return it != obj.end() && it->is_string() ? it->get<std::string>() : std::string();
+}
+
+int64_t JsonNumber(const nlohmann::json& obj, const char* key) {
+  if (!obj.is_object()) return 0;
+  auto it = obj.find(key);
+  if (it == obj.end()) return 0;
+  if (it->is_number_unsigned()) {
+    const uint64_t v = it->get<uint64_t>();
+    return v > static_cast<uint64_t>(INT64_MAX) ? INT64_MAX : static_cast<int64_t>(v);
+  }
+  return it->is_number_integer() ? it->get<int64_t>() : 0;
+}
+
+std::string UnixTime(int64_t seconds) {
+  if (seconds == 0) return "-";
+  std::time_t t = static_cast<std::time_t>(seconds);
+  std::tm tm{};
+  char buf[32] = "?";
+  if (::gmtime_r(&t, &tm) != nullptr) std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
+  return std::to_string(seconds) + " (" + buf + ")";
+}
+
+std::string JsonDump(const nlohmann::json& j) {
+  return j.dump(2, ' ', false, nlohmann::json::error_handler_t::replace);
 }
 
 Result<std::string> HolderFrom(const std::string& fingerprint, const std::string& cert_file, const char* flag) {

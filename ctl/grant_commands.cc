@@ -1,13 +1,11 @@
 #include "ctl/grant_commands.h"
 
-
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
 #include <fstream>
 #include <memory>
-#include <sstream>
 #include <string>
 #include <vector>
 
@@ -31,15 +29,6 @@ struct InspectOptions {
   bool json = false;
 };
 
-std::string Time(int64_t t) {
-  std::time_t tt = static_cast<std::time_t>(t);
-  std::tm tm{};
-  ::gmtime_r(&tt, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return std::to_string(t) + " (" + buf + ")";
-}
-
 void PrintClaims(const acl::GrantClaims& c) {
   std::string images;
   for (const std::string& i : c.images) images += (images.empty() ? "" : ",") + i;
@@ -47,8 +36,8 @@ void PrintClaims(const acl::GrantClaims& c) {
               c.grant_id.c_str(), c.issuer.c_str(), c.holder.c_str(), c.vm.c_str(), images.c_str(),
               acl::OperationListString(c.ops).c_str());
   std::printf("migration   %s\nnot before  %s\nexpires     %s\nepoch       %llu\n",
-              c.migration.empty() ? "- (standing grant)" : c.migration.c_str(), Time(c.not_before).c_str(),
-              Time(c.expires).c_str(), static_cast<unsigned long long>(c.epoch));
+              c.migration.empty() ? "- (standing grant)" : c.migration.c_str(), UnixTime(c.not_before).c_str(),
+              UnixTime(c.expires).c_str(), static_cast<unsigned long long>(c.epoch));
 }
 
 // Writes `text` + "\n" to `path` with mode 0600 (a grant is a credential).
@@ -73,14 +62,14 @@ int RunIssue(const IssueOptions& o) {
   if (!o.images.empty()) body["images"] = o.images;
   auto reply = CallStorage(o.connection, "POST", "/v1/grants", body);
   if (!reply.ok()) return Fail(reply.status().message());
-  if (!reply->contains("grant") || !(*reply)["grant"].is_string()) return Fail("the storage host sent no grant");
-  const std::string token = (*reply)["grant"].get<std::string>();
+  const std::string token = JsonText(*reply, "grant");
+  if (token.empty()) return Fail("the storage host sent no grant");
   if (!o.out.empty()) {
     Status s = WriteSecret(o.out, token);
     if (!s.ok()) return Fail(s.message());
   }
   if (o.json) {
-    std::printf("%s\n", reply->dump(2).c_str());
+    std::printf("%s\n", JsonDump(*reply).c_str());
   } else if (o.out.empty()) {
     std::printf("%s\n", token.c_str());
   } else if (o.out != "-" && o.out != "/dev/stdout") {
@@ -90,19 +79,32 @@ int RunIssue(const IssueOptions& o) {
   return 0;
 }
 
+// The token from TOKEN or --file, surrounding whitespace removed. A file is
+// read only up to a little more than the longest grant (a hostile --file
+// /dev/zero ends here, not in memory exhaustion).
 Result<std::string> ReadToken(const InspectOptions& o) {
   if (!o.token.empty() && !o.file.empty()) return InvalidArgument("give TOKEN or --file, not both");
+  std::string t = o.token;
   if (!o.file.empty()) {
-    std::ifstream in(o.file);
+    std::ifstream in(o.file, std::ios::binary);
     if (!in) return ErrnoStatus(errno, "cannot read " + o.file);
-    std::ostringstream text;
-    text << in.rdbuf();
-    std::string t = text.str();
-    while (!t.empty() && (t.back() == '\n' || t.back() == '\r' || t.back() == ' ')) t.pop_back();
-    return t;
+    constexpr size_t kLimit = acl::kMaxTokenBytes + 64;  // room for line ends and blanks
+    t.resize(kLimit + 1);
+    in.read(t.data(), static_cast<std::streamsize>(t.size()));
+    if (in.bad()) return ErrnoStatus(errno, "cannot read " + o.file);
+    t.resize(static_cast<size_t>(in.gcount()));
+    if (t.size() > kLimit) {
+      return InvalidArgument(o.file + " is longer than any grant (" + std::to_string(acl::kMaxTokenBytes) +
+                             " bytes at most)");
+    }
   }
-  if (o.token.empty()) return InvalidArgument("give the grant as TOKEN or --file FILE");
-  return o.token;
+  const char* blank = " \t\r\n";
+  const size_t first = t.find_first_not_of(blank);
+  t = first == std::string::npos ? std::string() : t.substr(first, t.find_last_not_of(blank) - first + 1);
+  if (t.empty()) {
+    return InvalidArgument(o.file.empty() ? "give the grant as TOKEN or --file FILE" : o.file + " is empty");
+  }
+  return t;
 }
 
 int RunInspect(const InspectOptions& o) {
@@ -110,8 +112,10 @@ int RunInspect(const InspectOptions& o) {
   if (!token.ok()) return Fail(token.status().message());
   auto decoded = acl::DecodeGrant(*token);
   if (!decoded.ok()) return Fail("not a grant: " + decoded.status().message());
+  // The verdict: "valid ...", "REFUSED <code>: <reason>" or "NOT verified (no --key)".
   std::string verdict = "NOT verified (no --key)";
-  int rc = 0;
+  nlohmann::json valid = nullptr;  // true/false once checked
+  bool refused = false;
   if (!o.key.empty()) {
     auto key = acl::VerifyingKey::LoadPem(o.key);
     if (!key.ok()) return Fail(key.status().message());
@@ -121,22 +125,27 @@ int RunInspect(const InspectOptions& o) {
     v.now = static_cast<int64_t>(std::time(nullptr));
     acl::GrantVerdict result = acl::VerifyGrant(*token, v);
     if (const auto* d = std::get_if<acl::GrantDenial>(&result)) {
-      verdict = "REFUSED: " + std::string(acl::GrantRefusalCode(d->refusal)) + ": " + d->reason;
-      rc = 1;
+      verdict = "REFUSED " + std::string(acl::GrantRefusalCode(d->refusal)) + ": " + d->reason;
+      valid = false;
+      refused = true;
     } else {
-      verdict = "valid (signature, issuer and time window checked with key " + key->key_id() + ")";
+      verdict = "valid (signature, issuer '" + o.issuer + "' and time window checked with key " + key->key_id() + ")";
+      valid = true;
     }
   }
   if (o.json) {
-    nlohmann::json j = {{"header", nlohmann::json::parse(decoded->header_json, nullptr, false)},
-                        {"claims", nlohmann::json::parse(acl::ClaimsToJson(decoded->claims))},
-                        {"signature", verdict}};
-    std::printf("%s\n", j.dump(2).c_str());
+    // The header is only decoded here, not validated: show it as JSON if it
+    // is JSON, else as text (never an exception on hostile bytes).
+    nlohmann::json header = nlohmann::json::parse(decoded->header_json, nullptr, /*allow_exceptions=*/false);
+    if (header.is_discarded()) header = decoded->header_json;
+    nlohmann::json claims = nlohmann::json::parse(acl::ClaimsToJson(decoded->claims), nullptr, false);
+    nlohmann::json j = {{"header", header}, {"claims", claims}, {"valid", valid}, {"signature", verdict}};
+    std::printf("%s\n", JsonDump(j).c_str());
   } else {
     PrintClaims(decoded->claims);
-    std::printf("signature   %s\n", verdict.c_str());
+    std::printf("signature: %s\n", verdict.c_str());
   }
-  return rc;
+  return refused ? 1 : 0;
 }
 
 }  // namespace
@@ -164,6 +173,10 @@ void AddGrantCommands(CLI::App& app, int& exit_code) {
   AddAdminConnectionOptions(rv, *revoke_conn);
   rv->add_option("GRANT_ID", *revoke_id, "The grant id (jti)")->required();
   rv->callback([revoke_id, revoke_conn, &exit_code] {
+    if (Status s = CheckPathSegment("GRANT_ID", *revoke_id); !s.ok()) {
+      exit_code = Fail(s.message());
+      return;
+    }
     auto reply = CallStorage(*revoke_conn, "POST", "/v1/grants/" + *revoke_id + "/revoke");
     if (!reply.ok()) {
       exit_code = Fail(reply.status().message());

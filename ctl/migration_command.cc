@@ -30,24 +30,31 @@ struct StepOptions {
   bool json = false;
 };
 
+// "Permission denied (EACCES)".
+std::string ErrnoText(int err) {
+  const char* name = ::strerrorname_np(err);
+  return std::string(std::strerror(err)) + " (" + (name != nullptr ? name : "errno " + std::to_string(err)) + ")";
+}
+
 void PrintMigration(const nlohmann::json& m) {
-  auto text = [&](const char* k) { return m.contains(k) && m[k].is_string() ? m[k].get<std::string>() : std::string(); };
-  auto number = [&](const char* k) { return m.contains(k) && m[k].is_number() ? m[k].get<int64_t>() : int64_t{0}; };
+  const std::string source = JsonText(m, "source");
   std::printf("migration    %s\nvm           %s\nstate        %s\nsource       %s\ndestination  %s\n",
-              text("id").c_str(), text("vm").c_str(), text("state").c_str(),
-              text("source").empty() ? "(no owner)" : text("source").c_str(), text("destination").c_str());
-  std::printf("deadline     %lld\nserved       %lld blocks of %lld bytes\n", static_cast<long long>(number("deadline")),
-              static_cast<long long>(number("served_blocks")), static_cast<long long>(number("served_block_size")));
+              JsonText(m, "id").c_str(), JsonText(m, "vm").c_str(), JsonText(m, "state").c_str(),
+              source.empty() ? "(no owner)" : source.c_str(), JsonText(m, "destination").c_str());
+  std::printf("deadline     %s\n", UnixTime(JsonNumber(m, "deadline")).c_str());
+  if (JsonNumber(m, "ended_at") > 0) std::printf("ended        %s\n", UnixTime(JsonNumber(m, "ended_at")).c_str());
+  std::printf("served       %lld blocks of %lld bytes\n", static_cast<long long>(JsonNumber(m, "served_blocks")),
+              static_cast<long long>(JsonNumber(m, "served_block_size")));
 }
 
 void PrintStale(const nlohmann::json& reply) {
-  if (!reply.contains("stale") || !reply["stale"].is_array()) return;
-  std::printf("stale        %zu ranges written by the source after the destination fetched them\n",
-              reply["stale"].size());
-  for (const auto& r : reply["stale"]) {
-    std::printf("  %s %llu+%llu\n", r.value("image", "?").c_str(),
-                static_cast<unsigned long long>(r.value("offset", uint64_t{0})),
-                static_cast<unsigned long long>(r.value("length", uint64_t{0})));
+  auto stale = reply.find("stale");
+  if (stale == reply.end() || !stale->is_array()) return;
+  std::printf("stale        %zu ranges written by the source after the destination fetched them\n", stale->size());
+  for (const auto& r : *stale) {
+    const std::string image = JsonText(r, "image");
+    std::printf("  %s %lld+%lld\n", image.empty() ? "?" : image.c_str(), static_cast<long long>(JsonNumber(r, "offset")),
+                static_cast<long long>(JsonNumber(r, "length")));
   }
 }
 
@@ -60,17 +67,17 @@ int RunBegin(const BeginOptions& o) {
   if (o.grant_ttl > 0) body["grant_ttl"] = o.grant_ttl;
   auto reply = CallStorage(o.connection, "POST", "/v1/migrations", body);
   if (!reply.ok()) return Fail(reply.status().message());
-  if (!reply->contains("grant") || !(*reply)["grant"].is_string()) return Fail("the storage host sent no grant");
-  const std::string grant = (*reply)["grant"].get<std::string>();
+  const std::string grant = JsonText(*reply, "grant");
+  if (grant.empty()) return Fail("the storage host sent no grant");
   if (!o.grant_out.empty()) {
     Status s = WriteFileAtomically(o.grant_out, grant + "\n", 0600);
     if (!s.ok()) return Fail(s.message() + " (the migration was begun; abort it or write the grant again)");
   }
   if (o.json) {
-    std::printf("%s\n", reply->dump(2).c_str());
+    std::printf("%s\n", JsonDump(*reply).c_str());
     return 0;
   }
-  PrintMigration((*reply)["migration"]);
+  PrintMigration(reply->value("migration", nlohmann::json::object()));
   if (o.grant_out.empty()) {
     std::printf("grant        %s\n", grant.c_str());
   } else {
@@ -80,35 +87,39 @@ int RunBegin(const BeginOptions& o) {
 }
 
 int RunStep(const StepOptions& o, const std::string& step) {
+  if (Status s = CheckPathSegment("migration ID", o.id); !s.ok()) return Fail(s.message());
   const bool status = step == "status";
   auto reply = CallStorage(o.connection, status ? "GET" : "POST",
                            "/v1/migrations/" + o.id + (status ? std::string() : "/" + step));
   if (!reply.ok()) return Fail(reply.status().message());
   if (o.json) {
-    std::printf("%s\n", reply->dump(2).c_str());
+    std::printf("%s\n", JsonDump(*reply).c_str());
   } else {
-    if (reply->contains("migration")) PrintMigration((*reply)["migration"]);
+    PrintMigration(reply->value("migration", nlohmann::json::object()));
     PrintStale(*reply);
   }
   if (o.mount.empty()) return 0;
-  static const char kRefresh[] = "refresh";
+  // The storage host's change stands whatever happens below; say so.
+  const std::string done = std::string("the storage host has ") + (step == "commit" ? "committed" : "aborted") +
+                           " migration " + o.id + ", but the destination mount " + o.mount + " did not apply it: ";
   // Only an affinityfs mount: a plain directory would take the attribute silently.
   struct statfs fs {};
-  char vm[256];
-  constexpr long kFuseSuperMagic = 0x65735546;
-  if (::statfs(o.mount.c_str(), &fs) != 0 || fs.f_type != kFuseSuperMagic ||
-      ::getxattr(o.mount.c_str(), "user.affinity.vm", vm, sizeof vm) < 0) {
-    std::fprintf(stderr,
-                 "affinityctl: the storage host has %s migration %s, but the destination mount did not apply it: "
-                 "%s is not an affinityfs mount\n",
-                 step == "commit" ? "committed" : "aborted", o.id.c_str(), o.mount.c_str());
+  if (::statfs(o.mount.c_str(), &fs) != 0) {
+    const int err = errno;
+    std::fprintf(stderr, "affinityctl: %sstatfs: %s\n", done.c_str(), ErrnoText(err).c_str());
     return 2;
   }
+  constexpr long kFuseSuperMagic = 0x65735546;
+  char vm[256];
+  if (fs.f_type != kFuseSuperMagic || ::getxattr(o.mount.c_str(), "user.affinity.vm", vm, sizeof vm) < 0) {
+    std::fprintf(stderr, "affinityctl: %sit is not an affinityfs mount\n", done.c_str());
+    return 2;
+  }
+  static const char kRefresh[] = "refresh";
   if (::setxattr(o.mount.c_str(), "user.affinity.control", kRefresh, sizeof kRefresh - 1, 0) != 0) {
-    std::fprintf(stderr,
-                 "affinityctl: the storage host has %s migration %s, but the destination mount %s did not apply it: "
-                 "setxattr user.affinity.control: %s\n",
-                 step == "commit" ? "committed" : "aborted", o.id.c_str(), o.mount.c_str(), std::strerror(errno));
+    const int err = errno;
+    std::fprintf(stderr, "affinityctl: %ssetxattr user.affinity.control=refresh: %s\n", done.c_str(),
+                 ErrnoText(err).c_str());
     return 2;
   }
   if (!o.json) std::printf("mount        %s applied the %s\n", o.mount.c_str(), step.c_str());

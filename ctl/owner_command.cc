@@ -18,14 +18,14 @@ struct OwnerOptions {
 int PrintOwner(const Result<nlohmann::json>& reply, bool json) {
   if (!reply.ok()) return Fail(reply.status().message());
   if (json) {
-    std::printf("%s\n", reply->dump(2).c_str());
+    std::printf("%s\n", JsonDump(*reply).c_str());
     return 0;
   }
-  const std::string owner = reply->value("owner", "");
-  const std::string open = reply->value("open_migration", "");
-  std::printf("vm              %s\nowner           %s\nepoch           %llu\nopen migration  %s\n",
-              reply->value("vm", "").c_str(), owner.empty() ? "(none: nobody may write)" : owner.c_str(),
-              static_cast<unsigned long long>(reply->value("epoch", uint64_t{0})), open.empty() ? "-" : open.c_str());
+  const std::string owner = JsonText(*reply, "owner");
+  const std::string open = JsonText(*reply, "open_migration");
+  std::printf("vm              %s\nowner           %s\nepoch           %lld\nopen migration  %s\n",
+              JsonText(*reply, "vm").c_str(), owner.empty() ? "(none: nobody may write)" : owner.c_str(),
+              static_cast<long long>(JsonNumber(*reply, "epoch")), open.empty() ? "-" : open.c_str());
   return 0;
 }
 
@@ -46,6 +46,10 @@ void AddOwnerCommand(CLI::App& app, int& exit_code) {
       cmd->add_option("--holder-cert", o->holder_cert, "Owner's client certificate (instead of --holder)");
     }
     cmd->callback([o, set, &exit_code] {
+      if (Status s = CheckPathSegment("--vm", o->vm); !s.ok()) {
+        exit_code = Fail(s.message());
+        return;
+      }
       if (!set) {
         exit_code = PrintOwner(CallStorage(o->connection, "GET", "/v1/vms/" + o->vm + "/owner"), o->json);
         return;
