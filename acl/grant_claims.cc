@@ -1,13 +1,11 @@
 #include "acl/grant_claims.h"
 
-#include <openssl/rand.h>
-
 #include <array>
 #include <nlohmann/json.hpp>
 
 #include "acl/holder_fingerprint.h"
-#include "common/digest.h"
 #include "common/names.h"
+#include "common/random_id.h"
 
 namespace affinity::acl {
 namespace {
@@ -15,7 +13,6 @@ namespace {
 using nlohmann::json;
 
 constexpr std::array<Operation, 3> kOperations = {Operation::kRead, Operation::kPrefetch, Operation::kWrite};
-constexpr size_t kMaxIdLength = 128;
 // Times beyond year 9999 are nonsense and would overflow arithmetic on them.
 constexpr int64_t kMaxTime = 253402300799;
 
@@ -40,16 +37,6 @@ Result<int64_t> TimeClaim(const json& j, const char* name) {
                   : it->get<int64_t>();
   if (v < 0 || v > kMaxTime) return Bad(std::string("'") + name + "' is out of range");
   return v;
-}
-
-Status ValidateId(std::string_view what, const std::string& id) {
-  if (id.empty() || id.size() > kMaxIdLength) return Bad(std::string(what) + " must be 1.." + std::to_string(kMaxIdLength) + " bytes");
-  for (char c : id) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.' || c == ':';
-    if (!ok) return Bad(std::string(what) + " has a character outside [A-Za-z0-9._:-]");
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -123,11 +110,11 @@ Result<GrantClaims> ClaimsFromJson(std::string_view text) {
   auto s = StringClaim(j, "jti", true);
   if (!s.ok()) return s.status();
   c.grant_id = *s;
-  if (Status v = ValidateId("'jti'", c.grant_id); !v.ok()) return v;
+  if (Status v = ValidateId("grant claim 'jti'", c.grant_id); !v.ok()) return v;
   s = StringClaim(j, "iss", true);
   if (!s.ok()) return s.status();
   c.issuer = *s;
-  if (Status v = ValidateId("'iss'", c.issuer); !v.ok()) return v;
+  if (Status v = ValidateId("grant claim 'iss'", c.issuer); !v.ok()) return v;
   s = StringClaim(j, "holder", true);
   if (!s.ok()) return s.status();
   c.holder = *s;
@@ -140,7 +127,7 @@ Result<GrantClaims> ClaimsFromJson(std::string_view text) {
   if (!s.ok()) return s.status();
   c.migration = *s;
   if (!c.migration.empty()) {
-    if (Status v = ValidateId("'mig'", c.migration); !v.ok()) return v;
+    if (Status v = ValidateId("grant claim 'mig'", c.migration); !v.ok()) return v;
   }
 
   auto images = j.find("images");
@@ -179,13 +166,6 @@ Result<GrantClaims> ClaimsFromJson(std::string_view text) {
   return c;
 }
 
-std::string NewGrantId() {
-  std::array<uint8_t, 12> random{};
-  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
-    // RAND_bytes does not fail on a seeded Linux system; refuse to make a guessable id.
-    throw std::runtime_error("OpenSSL RAND_bytes failed: cannot make a grant id");
-  }
-  return "g-" + ToHex(random);
-}
+std::string NewGrantId() { return RandomId("g-"); }
 
 }  // namespace affinity::acl

@@ -63,6 +63,25 @@ std::string PemOf(EVP_PKEY* key, bool private_key) {
   return pem;
 }
 
+// A PEM public (SPKI) or private (PKCS#8) key that must be Ed25519: the only
+// place keys are parsed, so no other key type ever reaches a verifier.
+Result<std::shared_ptr<EVP_PKEY>> ParseEd25519Pem(std::string_view pem, const std::string& what, bool private_key) {
+  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
+  if (bio == nullptr) return Internal("out of memory reading " + what);
+  EVP_PKEY* key = private_key ? PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr)
+                              : PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
+  BIO_free(bio);
+  if (key == nullptr) {
+    return InvalidArgument(what + " is not a PEM " + (private_key ? "private" : "public") + " key: " + OpenSslError());
+  }
+  auto shared = Shared(key);
+  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
+    return InvalidArgument(what + " is not an Ed25519 key (grants are signed with Ed25519 only; make a pair with "
+                                  "`affinityctl keygen`)");
+  }
+  return shared;
+}
+
 }  // namespace
 
 void PkeyDeleter::operator()(EVP_PKEY* key) const { EVP_PKEY_free(key); }
@@ -75,16 +94,9 @@ VerifyingKey::VerifyingKey(std::shared_ptr<EVP_PKEY> key) : key_(std::move(key))
 }
 
 Result<VerifyingKey> VerifyingKey::FromPem(std::string_view pem, const std::string& what) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) return Internal("out of memory reading " + what);
-  EVP_PKEY* key = PEM_read_bio_PUBKEY(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  if (key == nullptr) return InvalidArgument(what + " is not a PEM public key: " + OpenSslError());
-  auto shared = Shared(key);
-  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
-    return InvalidArgument(what + " is not an Ed25519 public key (grants are signed with Ed25519 only)");
-  }
-  return VerifyingKey(std::move(shared));
+  auto key = ParseEd25519Pem(pem, what, /*private_key=*/false);
+  if (!key.ok()) return key.status();
+  return VerifyingKey(std::move(key).value());
 }
 
 Result<VerifyingKey> VerifyingKey::LoadPem(const std::string& path) {
@@ -115,16 +127,9 @@ Result<SigningKey> SigningKey::Generate() {
 }
 
 Result<SigningKey> SigningKey::FromPem(std::string_view pem, const std::string& what) {
-  BIO* bio = BIO_new_mem_buf(pem.data(), static_cast<int>(pem.size()));
-  if (bio == nullptr) return Internal("out of memory reading " + what);
-  EVP_PKEY* key = PEM_read_bio_PrivateKey(bio, nullptr, nullptr, nullptr);
-  BIO_free(bio);
-  if (key == nullptr) return InvalidArgument(what + " is not a PEM private key: " + OpenSslError());
-  auto shared = Shared(key);
-  if (EVP_PKEY_get_id(key) != EVP_PKEY_ED25519) {
-    return InvalidArgument(what + " is not an Ed25519 key (make one with `affinityctl keygen`)");
-  }
-  return SigningKey(shared, VerifyingKey(shared));
+  auto key = ParseEd25519Pem(pem, what, /*private_key=*/true);
+  if (!key.ok()) return key.status();
+  return SigningKey(*key, VerifyingKey(*key));
 }
 
 Result<SigningKey> SigningKey::LoadPem(const std::string& path) {

@@ -21,4 +21,18 @@ Status ValidateName(std::string_view kind, std::string_view name) {
   return Status::Ok();
 }
 
+Status ValidateId(std::string_view kind, std::string_view id) {
+  std::string k(kind);
+  if (id.empty() || id.size() > kMaxIdLength) {
+    return InvalidArgument(k + " must be 1.." + std::to_string(kMaxIdLength) + " bytes");
+  }
+  if (id.front() == '.') return InvalidArgument(k + " must not start with '.'");
+  for (char c : id) {
+    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
+                    c == '_' || c == '.' || c == ':';
+    if (!ok) return InvalidArgument(k + " has a character outside [A-Za-z0-9._:-]");
+  }
+  return Status::Ok();
+}
+
 }  // namespace affinity

@@ -71,17 +71,6 @@ Result<nlohmann::json> CallStorage(const AdminConnection& c, const std::string& 
   return reply;
 }
 
-Status CheckPathSegment(const std::string& what, const std::string& value) {
-  if (value.empty() || value.size() > 255) return InvalidArgument(what + " must be 1..255 bytes");
-  if (value[0] == '.') return InvalidArgument(what + " '" + value + "' must not start with '.'");
-  for (char c : value) {
-    const bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' ||
-                    c == '_' || c == '.' || c == ':';
-    if (!ok) return InvalidArgument(what + " has a character outside [A-Za-z0-9._:-]");
-  }
-  return Status::Ok();
-}
-
 std::string JsonText(const nlohmann::json& obj, const char* key) {
   if (!obj.is_object()) return {};
   auto it = obj.find(key);

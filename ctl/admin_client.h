@@ -38,11 +38,6 @@ void AddAdminConnectionOptions(CLI::App* command, AdminConnection& connection);
 Result<nlohmann::json> CallStorage(const AdminConnection& connection, const std::string& method,
                                    const std::string& path, const nlohmann::json& body = nullptr);
 
-// A VM name, grant id or migration id that goes into a URL path: 1..255
-// bytes of [A-Za-z0-9._:-], not starting with '.' (so never "." or "..").
-// kInvalidArgument naming `what` otherwise.
-Status CheckPathSegment(const std::string& what, const std::string& value);
-
 // obj[key] if obj is an object whose `key` is a string (number), else "" (0).
 std::string JsonText(const nlohmann::json& obj, const char* key);
 int64_t JsonNumber(const nlohmann::json& obj, const char* key);

@@ -1,16 +1,16 @@
 #include "ctl/grant_commands.h"
 
-#include <cerrno>
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "acl/grant_file.h"
 #include "acl/grant_token.h"
 #include "common/atomic_file.h"
+#include "common/names.h"
 #include "ctl/admin_client.h"
 
 namespace affinity::ctl {
@@ -79,32 +79,12 @@ int RunIssue(const IssueOptions& o) {
   return 0;
 }
 
-// The token from TOKEN or --file, surrounding whitespace removed. A file is
-// read only up to a little more than the longest grant (a hostile --file
-// /dev/zero ends here, not in memory exhaustion).
+// The token from TOKEN or --file (acl::ReadGrantFile: bounded, blanks removed).
 Result<std::string> ReadToken(const InspectOptions& o) {
   if (!o.token.empty() && !o.file.empty()) return InvalidArgument("give TOKEN or --file, not both");
-  std::string t = o.token;
-  if (!o.file.empty()) {
-    std::ifstream in(o.file, std::ios::binary);
-    if (!in) return ErrnoStatus(errno, "cannot read " + o.file);
-    constexpr size_t kLimit = acl::kMaxTokenBytes + 64;  // room for line ends and blanks
-    t.resize(kLimit + 1);
-    in.read(t.data(), static_cast<std::streamsize>(t.size()));
-    if (in.bad()) return ErrnoStatus(errno, "cannot read " + o.file);
-    t.resize(static_cast<size_t>(in.gcount()));
-    if (t.size() > kLimit) {
-      return InvalidArgument(o.file + " is longer than any grant (" + std::to_string(acl::kMaxTokenBytes) +
-                             " bytes at most)");
-    }
-  }
-  const char* blank = " \t\r\n";
-  const size_t first = t.find_first_not_of(blank);
-  t = first == std::string::npos ? std::string() : t.substr(first, t.find_last_not_of(blank) - first + 1);
-  if (t.empty()) {
-    return InvalidArgument(o.file.empty() ? "give the grant as TOKEN or --file FILE" : o.file + " is empty");
-  }
-  return t;
+  if (!o.file.empty()) return acl::ReadGrantFile(o.file);
+  if (o.token.empty()) return InvalidArgument("give the grant as TOKEN or --file FILE");
+  return o.token;
 }
 
 int RunInspect(const InspectOptions& o) {
@@ -173,7 +153,7 @@ void AddGrantCommands(CLI::App& app, int& exit_code) {
   AddAdminConnectionOptions(rv, *revoke_conn);
   rv->add_option("GRANT_ID", *revoke_id, "The grant id (jti)")->required();
   rv->callback([revoke_id, revoke_conn, &exit_code] {
-    if (Status s = CheckPathSegment("GRANT_ID", *revoke_id); !s.ok()) {
+    if (Status s = ValidateId("GRANT_ID", *revoke_id); !s.ok()) {
       exit_code = Fail(s.message());
       return;
     }

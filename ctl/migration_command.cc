@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "common/atomic_file.h"
+#include "common/names.h"
 #include "ctl/admin_client.h"
 
 namespace affinity::ctl {
@@ -87,7 +88,7 @@ int RunBegin(const BeginOptions& o) {
 }
 
 int RunStep(const StepOptions& o, const std::string& step) {
-  if (Status s = CheckPathSegment("migration ID", o.id); !s.ok()) return Fail(s.message());
+  if (Status s = ValidateId("migration ID", o.id); !s.ok()) return Fail(s.message());
   const bool status = step == "status";
   auto reply = CallStorage(o.connection, status ? "GET" : "POST",
                            "/v1/migrations/" + o.id + (status ? std::string() : "/" + step));

@@ -4,6 +4,7 @@
 #include <memory>
 #include <string>
 
+#include "common/names.h"
 #include "ctl/admin_client.h"
 
 namespace affinity::ctl {
@@ -46,7 +47,7 @@ void AddOwnerCommand(CLI::App& app, int& exit_code) {
       cmd->add_option("--holder-cert", o->holder_cert, "Owner's client certificate (instead of --holder)");
     }
     cmd->callback([o, set, &exit_code] {
-      if (Status s = CheckPathSegment("--vm", o->vm); !s.ok()) {
+      if (Status s = ValidateName("--vm", o->vm); !s.ok()) {
         exit_code = Fail(s.message());
         return;
       }

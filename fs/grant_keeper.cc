@@ -2,12 +2,10 @@
 
 #include <spdlog/spdlog.h>
 
-#include <cerrno>
 #include <ctime>
-#include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
+#include "acl/grant_file.h"
 #include "acl/grant_token.h"
 #include "common/atomic_file.h"
 #include "fs/access_state.h"
@@ -20,31 +18,14 @@ using nlohmann::json;
 
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string Trimmed(std::string s) {
-  while (!s.empty() && (s.back() == '\n' || s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  size_t start = s.find_first_not_of(" \t\r\n");
-  return start == std::string::npos ? std::string() : s.substr(start);
-}
-
-Result<std::string> ReadGrantFile(const std::string& path) {
-  std::ifstream in(path);
-  if (!in) return ErrnoStatus(errno, "cannot read --grant " + path);
-  std::ostringstream text;
-  text << in.rdbuf();
-  if (text.str().size() > acl::kMaxTokenBytes + 16) {
-    return InvalidArgument("--grant " + path + " is larger than a grant can be");
-  }
-  return Trimmed(text.str());
-}
-
 std::string CommitAppliedKey(const std::string& migration) { return "commit_applied:" + migration; }
 
 }  // namespace
 
 Result<std::unique_ptr<GrantKeeper>> GrantKeeper::Load(GrantKeeperOptions options) {
   std::unique_ptr<GrantKeeper> k(new GrantKeeper(std::move(options)));
-  auto token = ReadGrantFile(k->options_.grant_file);
-  if (!token.ok()) return token.status();
+  auto token = acl::ReadGrantFile(k->options_.grant_file);
+  if (!token.ok()) return token.status().WithContext("--grant");
   auto decoded = acl::DecodeGrant(*token);
   if (!decoded.ok()) {
     return InvalidArgument("--grant " + k->options_.grant_file + " does not hold a grant: " + decoded.status().message());
@@ -172,7 +153,7 @@ void GrantKeeper::Round() {
 }
 
 void GrantKeeper::ReloadFile() {
-  auto token = ReadGrantFile(options_.grant_file);
+  auto token = acl::ReadGrantFile(options_.grant_file);
   if (!token.ok()) {
     spdlog::warn("{}; keeping the grant in use", token.status().ToString());
     return;

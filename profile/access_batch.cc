@@ -1,13 +1,9 @@
 #include "profile/access_batch.h"
 
-#include <openssl/rand.h>
-
-#include <array>
 #include <nlohmann/json.hpp>
-#include <stdexcept>
 
-#include "common/digest.h"
 #include "common/names.h"
+#include "common/random_id.h"
 
 namespace affinity::profile {
 namespace {
@@ -82,12 +78,6 @@ Result<AccessBatch> DecodeAccessBatch(std::string_view text) {
   return b;
 }
 
-std::string NewSessionId() {
-  std::array<uint8_t, 12> random{};
-  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
-    throw std::runtime_error("OpenSSL RAND_bytes failed: cannot make a session id");
-  }
-  return "s-" + ToHex(random);
-}
+std::string NewSessionId() { return RandomId("s-"); }
 
 }  // namespace affinity::profile

@@ -211,7 +211,7 @@ Reply ControlHandler::RenewGrant(const ApiRequest& request) const {
 
 Reply ControlHandler::RevokeGrant(const ApiRequest& request, const std::string& grant_id) const {
   if (!request.peer.admin) return AdminRequired(request);
-  if (grant_id.empty() || grant_id.size() > 128) return ErrorReply(ApiError::kBadRequest, "bad grant id");
+  if (Status s = ValidateId("grant id", grant_id); !s.ok()) return ErrorReply(ApiError::kBadRequest, s.message());
   Status s = services_.registry->Revoke(grant_id);
   if (!s.ok()) return ErrorReplyFromStatus(s);
   return JsonReply(200, json{{"grant_id", grant_id}, {"revoked", true}}.dump());

@@ -1,14 +1,12 @@
 #include "storage/migration_registry.h"
 
-#include <openssl/rand.h>
 #include <spdlog/spdlog.h>
 
-#include <array>
 #include <chrono>
 #include <ctime>
 #include <nlohmann/json.hpp>
 
-#include "common/digest.h"
+#include "common/random_id.h"
 #include "storage/state_dir.h"
 
 namespace affinity::storage {
@@ -18,13 +16,7 @@ constexpr auto kSweepInterval = std::chrono::milliseconds(500);
 
 int64_t Now() { return static_cast<int64_t>(std::time(nullptr)); }
 
-std::string NewMigrationId() {
-  std::array<uint8_t, 12> random{};
-  if (RAND_bytes(random.data(), static_cast<int>(random.size())) != 1) {
-    throw std::runtime_error("OpenSSL RAND_bytes failed: cannot make a migration id");
-  }
-  return "m-" + ToHex(random);
-}
+std::string NewMigrationId() { return RandomId("m-"); }
 
 std::optional<MigrationState> StateFromName(std::string_view name) {
   for (MigrationState s : {MigrationState::kBegun, MigrationState::kCommitted, MigrationState::kAborted,
