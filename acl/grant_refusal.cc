@@ -42,11 +42,4 @@ const Entry& Find(GrantRefusal r) {
 std::string_view GrantRefusalCode(GrantRefusal r) { return Find(r).code; }
 int GrantRefusalStatus(GrantRefusal r) { return Find(r).status; }
 
-std::optional<GrantRefusal> GrantRefusalFromCode(std::string_view code) {
-  for (const Entry& e : kEntries) {
-    if (e.code == code) return e.refusal;
-  }
-  return std::nullopt;
-}
-
 }  // namespace affinity::acl

@@ -9,7 +9,6 @@
 // Thread safety: plain values and pure functions.
 #pragma once
 
-#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -37,7 +36,6 @@ enum class GrantRefusal {
 
 std::string_view GrantRefusalCode(GrantRefusal r);  // "expired", ...
 int GrantRefusalStatus(GrantRefusal r);             // 401 or 403
-std::optional<GrantRefusal> GrantRefusalFromCode(std::string_view code);
 
 // The verdict of a check: ok, or a refusal with its reason.
 struct GrantDenial {

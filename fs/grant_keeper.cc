@@ -26,17 +26,8 @@ Result<std::unique_ptr<GrantKeeper>> GrantKeeper::Load(GrantKeeperOptions option
   std::unique_ptr<GrantKeeper> k(new GrantKeeper(std::move(options)));
   auto token = acl::ReadGrantFile(k->options_.grant_file);
   if (!token.ok()) return token.status().WithContext("--grant");
-  auto decoded = acl::DecodeGrant(*token);
-  if (!decoded.ok()) {
-    return InvalidArgument("--grant " + k->options_.grant_file + " does not hold a grant: " + decoded.status().message());
-  }
-  if (decoded->claims.vm != k->options_.vm) {
-    return InvalidArgument("--grant " + k->options_.grant_file + " is for vm '" + decoded->claims.vm + "', not '" +
-                           k->options_.vm + "'");
-  }
-  k->initial_claims_ = decoded->claims;
   Status s = k->Install(*token, false);
-  if (!s.ok()) return s;
+  if (!s.ok()) return InvalidArgument("--grant " + k->options_.grant_file + ": " + s.message());
   return k;
 }
 
@@ -49,8 +40,10 @@ std::string GrantKeeper::Authorization() const {
 
 Status GrantKeeper::Install(const std::string& token, bool write_back) {
   auto decoded = acl::DecodeGrant(token);
-  if (!decoded.ok()) return decoded.status();
-  if (decoded->claims.vm != options_.vm) return InvalidArgument("grant is for vm '" + decoded->claims.vm + "'");
+  if (!decoded.ok()) return InvalidArgument("not a grant: " + decoded.status().message());
+  if (decoded->claims.vm != options_.vm) {
+    return InvalidArgument("the grant is for vm '" + decoded->claims.vm + "', not '" + options_.vm + "'");
+  }
   if (write_back) {
     Status s = WriteFileAtomically(options_.grant_file, token + "\n", 0600);
     if (!s.ok()) spdlog::warn("renewed grant: {} (a restart would use the older grant)", s.ToString());
@@ -59,11 +52,6 @@ Status GrantKeeper::Install(const std::string& token, bool write_back) {
   const bool same_migration = decoded->claims.migration == claims_.migration;
   token_ = token;
   claims_ = decoded->claims;
-  snap_.grant_id = claims_.grant_id;
-  snap_.migration = claims_.migration;
-  snap_.ops = acl::OperationListString(claims_.ops);
-  snap_.expires = claims_.expires;
-  snap_.epoch = claims_.epoch;
   if (!same_migration) snap_.migration_state.clear();
   return Status::Ok();
 }
@@ -114,6 +102,11 @@ Status GrantKeeper::RefreshNow() {
 GrantSnapshot GrantKeeper::Snapshot() const {
   std::lock_guard lock(mu_);
   GrantSnapshot s = snap_;
+  s.grant_id = claims_.grant_id;
+  s.migration = claims_.migration;
+  s.ops = acl::OperationListString(claims_.ops);
+  s.expires = claims_.expires;
+  s.epoch = claims_.epoch;
   if (access_ != nullptr) s.revoked = access_->revoked();
   return s;
 }
@@ -173,7 +166,7 @@ void GrantKeeper::ReloadFile() {
     std::lock_guard lock(mu_);
     tag = claims_.migration;
     spdlog::info("installed a new grant {} from {} (ops {}, migration {})", claims_.grant_id, options_.grant_file,
-                 snap_.ops, tag.empty() ? "-" : tag);
+                 acl::OperationListString(claims_.ops), tag.empty() ? "-" : tag);
   }
   if (access_->revoked()) spdlog::info("access restored by the new grant");
   access_->Restore(tag);
@@ -306,7 +299,8 @@ void GrantKeeper::MaybeRenew(bool force) {
   }
   std::lock_guard lock(mu_);
   ++snap_.renewals;
-  spdlog::info("grant {} renewed until {} (ops {}, epoch {})", claims_.grant_id, claims_.expires, snap_.ops,
+  spdlog::info("grant {} renewed until {} (ops {}, epoch {})", claims_.grant_id, claims_.expires,
+               acl::OperationListString(claims_.ops),
                claims_.epoch);
 }
 

@@ -91,7 +91,11 @@ class GrantKeeper {
 
   // "Bearer <grant>".
   std::string Authorization() const;
-  const acl::GrantClaims& initial_claims() const { return initial_claims_; }
+  // The grant in use (decoded, not verified: it is our own).
+  acl::GrantClaims claims() const {
+    std::lock_guard lock(mu_);
+    return claims_;
+  }
 
   // Starts the keeper thread. All must outlive the keeper (stop it first).
   void Start(fetcher::HttpsClient* client, AccessState* access, ChunkIndex* index, GrantKeeperHooks hooks);
@@ -114,7 +118,6 @@ class GrantKeeper {
   void ApplyCommit(const std::string& migration, const std::vector<StaleImageRange>& stale);
 
   const GrantKeeperOptions options_;
-  acl::GrantClaims initial_claims_;
 
   // Keeper-thread state (Start..Stop), also read under mu_ by Snapshot.
   fetcher::HttpsClient* client_ = nullptr;
@@ -126,7 +129,7 @@ class GrantKeeper {
   std::condition_variable cv_;
   std::string token_;                 // guarded by mu_
   acl::GrantClaims claims_;           // guarded by mu_
-  GrantSnapshot snap_;                // guarded by mu_
+  GrantSnapshot snap_;                // guarded by mu_; the keeper's own state (claims_ fills the rest)
   bool stop_ = false;                 // guarded by mu_
   bool poked_ = false;                // guarded by mu_
   std::string poke_code_;             // guarded by mu_

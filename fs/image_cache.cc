@@ -3,8 +3,8 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <thread>
 #include <cstring>
+#include <thread>
 
 namespace affinity::fs {
 namespace {
@@ -535,12 +535,6 @@ Status ImageCache::InvalidateRange(uint64_t offset, uint64_t length, Deadline de
     if (!s.ok()) return s;
   }
   return Status::Ok();
-}
-
-uint64_t ImageCache::ChunksOfMigration(const std::string& migration) const {
-  std::lock_guard lock(mu_);
-  auto it = by_migration_.find(migration);
-  return it == by_migration_.end() ? 0 : (it->second & present_).cardinality();
 }
 
 }  // namespace affinity::fs

@@ -119,8 +119,6 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   Status PurgeMigration(const std::string& migration, Deadline deadline);
   // Every chunk overlapping [offset, offset+length) (stale at commit):
   Status InvalidateRange(uint64_t offset, uint64_t length, Deadline deadline);
-  // Chunks present that were fetched under `migration`.
-  uint64_t ChunksOfMigration(const std::string& migration) const;
 
   const ImageRecord& record() const { return record_; }
   ImageStats& stats() { return stats_; }

@@ -116,7 +116,7 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
     StatusCode code = listing.status().code();
     auto cached = fs::VmCache::CachedListing(cache_options);
     const bool refused_migration =
-        code == StatusCode::kPermissionDenied && !grants->initial_claims().migration.empty();
+        code == StatusCode::kPermissionDenied && !grants->claims().migration.empty();
     if ((code == StatusCode::kUnavailable || code == StatusCode::kTimeout || refused_migration) && cached.ok() &&
         !cached->empty()) {
       spdlog::warn("{}; mounting with the image list of the previous run (reads of uncached data will wait for "

@@ -157,9 +157,10 @@ Reply ApiRouter::RouteImages(const ApiRequest& request, const std::vector<std::s
       return ErrorReply(ApiError::kBadRequest, "Affinity-Purpose must be 'read' or 'prefetch'");
     }
   }
-  AuthVerdict verdict = services_.authorizer->Authorize(request.peer, request.authorization, vm, image, op);
+  std::string tracked;  // serves are tracked while the grant's migration is open, not after its commit
+  AuthVerdict verdict = services_.authorizer->Authorize(request.peer, request.authorization, vm, image, op, &tracked);
   if (auto* denial = std::get_if<acl::GrantDenial>(&verdict)) return DenialReply(*denial);
-  return services_.ranges->Handle(head, vm, image, request.range, std::get<acl::GrantClaims>(verdict).migration);
+  return services_.ranges->Handle(head, vm, image, request.range, tracked);
 }
 
 }  // namespace affinity::storage

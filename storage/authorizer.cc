@@ -73,8 +73,8 @@ AuthVerdict Authorizer::AuthenticateHolder(const PeerIdentity& peer,
 }
 
 AuthVerdict Authorizer::Check(const PeerIdentity& peer, const std::optional<std::string>& authorization,
-                              const std::string& vm, const std::string& image,
-                              std::optional<acl::Operation> op) const {
+                              const std::string& vm, const std::string& image, std::optional<acl::Operation> op,
+                              std::string* open_migration) const {
   AuthVerdict verdict = AuthenticateHolder(peer, authorization);
   if (std::holds_alternative<GrantDenial>(verdict)) return verdict;
   auto& claims = std::get<acl::GrantClaims>(verdict);
@@ -91,6 +91,7 @@ AuthVerdict Authorizer::Check(const PeerIdentity& peer, const std::optional<std:
       return Deny(GrantRefusal::kRevoked, "migration " + m->id + " was " + std::string(MigrationStateName(m->state)) +
                                               "; its grants are revoked");
     }
+    if (open_migration != nullptr && m->open()) *open_migration = m->id;
   }
   const VmOwnership ownership = registry_->Ownership(claims.vm);
   if (claims.epoch != ownership.epoch) {
@@ -121,13 +122,14 @@ AuthVerdict Authorizer::Check(const PeerIdentity& peer, const std::optional<std:
 }
 
 AuthVerdict Authorizer::Authorize(const PeerIdentity& peer, const std::optional<std::string>& authorization,
-                                  const std::string& vm, const std::string& image, acl::Operation op) const {
-  return Check(peer, authorization, vm, image, op);
+                                  const std::string& vm, const std::string& image, acl::Operation op,
+                                  std::string* open_migration) const {
+  return Check(peer, authorization, vm, image, op, open_migration);
 }
 
 AuthVerdict Authorizer::AuthorizeVm(const PeerIdentity& peer, const std::optional<std::string>& authorization,
                                     const std::string& vm) const {
-  return Check(peer, authorization, vm, "", std::nullopt);
+  return Check(peer, authorization, vm, "", std::nullopt, nullptr);
 }
 
 }  // namespace affinity::storage

@@ -54,9 +54,12 @@ class Authorizer {
   Authorizer(const acl::VerifyingKey* key, std::string issuer, MigrationRegistry* registry, Clock clock = {})
       : key_(key), issuer_(std::move(issuer)), registry_(registry), clock_(std::move(clock)) {}
 
-  // Checks 1..6 for `op` on vm (and image, if not empty).
+  // Checks 1..6 for `op` on vm (and image, if not empty). If the grant's
+  // migration is open (begun), its id goes to `open_migration` (if given):
+  // what is served under it must be tracked.
   AuthVerdict Authorize(const PeerIdentity& peer, const std::optional<std::string>& authorization,
-                        const std::string& vm, const std::string& image, acl::Operation op) const;
+                        const std::string& vm, const std::string& image, acl::Operation op,
+                        std::string* open_migration = nullptr) const;
 
   // For any operation on vm: checks 1..5 without the operation.
   AuthVerdict AuthorizeVm(const PeerIdentity& peer, const std::optional<std::string>& authorization,
@@ -71,7 +74,7 @@ class Authorizer {
 
  private:
   AuthVerdict Check(const PeerIdentity& peer, const std::optional<std::string>& authorization, const std::string& vm,
-                    const std::string& image, std::optional<acl::Operation> op) const;
+                    const std::string& image, std::optional<acl::Operation> op, std::string* open_migration) const;
 
   const acl::VerifyingKey* const key_;
   const std::string issuer_;

@@ -14,8 +14,9 @@
 //   included) is dead from that instant.
 // * Abort: begun -> aborted; grants of that migration are revoked.
 // * A migration still begun after its deadline is expired by the registry
-//   itself (a sweeper thread, and lazily on every lookup): same effect as
-//   abort.
+//   itself: lookups (Find, Ownership) report it expired from that second,
+//   without writing; a sweeper thread (every 0.5 s) and every state change
+//   record it. Same effect as abort.
 // * Every other transition is refused with kFailedPrecondition naming the
 //   migration and its state ("migration m-... is aborted; it cannot be
 //   committed").
@@ -91,9 +92,6 @@ class MigrationRegistry {
 
   Status Revoke(const std::string& grant_id);
   bool IsRevoked(const std::string& grant_id);
-
-  // Expires every begun migration whose deadline is before `now`; returns how many.
-  size_t ExpireOverdue(int64_t now);
 
  private:
   explicit MigrationRegistry(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}

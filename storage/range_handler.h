@@ -46,9 +46,9 @@ class RangeHandler {
                uint64_t max_buffered = kDefaultMaxBufferedRange)
       : store_(store), metrics_(metrics), faults_(faults), tracker_(tracker), max_buffered_(max_buffered) {}
 
-  // `migration`: the id of the migration whose grant authorized this GET
-  // (empty for a standing grant); what it serves is recorded in the tracker
-  // before the reply leaves (prefetch tracking, docs/grants.md).
+  // `migration`: the id of the open migration whose grant authorized this
+  // GET (empty otherwise); what it serves is recorded in the tracker before
+  // the reply leaves (prefetch tracking, docs/grants.md).
   Reply Handle(bool head, const std::string& vm, const std::string& image,
                const std::optional<std::string>& range_header, const std::string& migration = {}) const;
 

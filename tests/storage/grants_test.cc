@@ -358,9 +358,12 @@ TEST_F(GrantsTest, CommitNamesExactlyTheBlocksWrittenAfterTheDestinationFetchedT
   // The snapshot does not grow with the new owner's writes.
   RequestOptions status;
   status.headers = {"Authorization: Bearer " + owner_grant};
+  // Reads after the commit are the owner's own: no longer tracked under the migration.
+  ASSERT_EQ(Dest(owner_grant, ImageUrl(), "0-" + std::to_string(8 * kBlock - 1)).status, 206);
   auto st = As(certs_.client_cert, certs_.client_key, Url("/v1/migrations/" + mig), status);
   ASSERT_EQ(st.status, 200) << st.body;
   EXPECT_EQ(Json(st)["stale"], expected);
+  EXPECT_EQ(Json(st)["migration"]["served_blocks"], 5);
 }
 
 TEST_F(GrantsTest, StateSurvivesKillNineInEveryState) {
