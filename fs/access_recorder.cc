@@ -29,6 +29,11 @@ Result<std::unique_ptr<AccessRecorder>> AccessRecorder::Open(AccessRecorderOptio
   if (!put.ok()) return put.status();
   s = put->Bind(1, r->session_).Bind(2, NowMs()).Run();
   if (!s.ok()) return s;
+  auto left = r->db_->Prepare("SELECT count(*) FROM accesses");  // what earlier daemons left to upload
+  if (!left.ok()) return left.status();
+  auto row = left->Step();
+  if (!row.ok()) return row.status();
+  r->on_disk_.store(*row ? static_cast<uint64_t>(left->ColumnInt64(0)) : 0);
   return r;
 }
 
@@ -142,27 +147,26 @@ Status AccessRecorder::Flush() {
   }
   next_seq_ = seq;
   persisted_.fetch_add(batch.size(), std::memory_order_relaxed);
+  on_disk_.fetch_add(batch.size());
   return Status::Ok();
 }
 
 Status AccessRecorder::UploadOnce(std::chrono::milliseconds timeout, bool* more) {
   *more = false;
   // The oldest session with rows left, and its start.
+  // Earlier sessions first (what a previous daemon left), then this one; the
+  // sessions table is small and each EXISTS is one primary-key probe.
   auto first = db_->Prepare(
-      "SELECT a.session, coalesce(s.start_ms, 0), count(*) OVER () FROM accesses a LEFT JOIN sessions s "
-      "ON s.session = a.session ORDER BY a.session = ?1, a.session, a.seq LIMIT 1");
+      "SELECT session, start_ms FROM sessions s WHERE EXISTS (SELECT 1 FROM accesses a WHERE a.session = s.session) "
+      "ORDER BY s.session = ?1, s.start_ms LIMIT 1");
   if (!first.ok()) return first.status();
-  first->Bind(1, session_);  // older sessions first
+  first->Bind(1, session_);
   auto row = first->Step();
   if (!row.ok()) return row.status();
-  if (!*row) {
-    on_disk_.store(0);
-    return Status::Ok();
-  }
+  if (!*row) return Status::Ok();
   profile::AccessBatch batch;
   batch.session = first->ColumnText(0);
   batch.session_start_ms = first->ColumnInt64(1);
-  on_disk_.store(static_cast<uint64_t>(first->ColumnInt64(2)));
   first->Reset();
   auto rows = db_->Prepare(
       "SELECT seq, image, offset, length, op, t_us FROM accesses WHERE session = ?1 ORDER BY seq LIMIT ?2");
@@ -200,10 +204,15 @@ Status AccessRecorder::UploadOnce(std::chrono::milliseconds timeout, bool* more)
   if (!del.ok()) return del.status();
   Status s = del->Bind(1, batch.session).Bind(2, static_cast<int64_t>(batch.records.back().seq)).Run();
   if (!s.ok()) return s;
+  if (batch.session != session_ && batch.records.size() < options_.batch_records) {
+    // A previous daemon's session, now fully uploaded: forget it.
+    auto gone = db_->Prepare("DELETE FROM sessions WHERE session = ?1");
+    if (gone.ok()) (void)gone->Bind(1, batch.session).Run();
+  }
   uploaded_.fetch_add(batch.records.size(), std::memory_order_relaxed);
-  const uint64_t left = on_disk_.load() - std::min<uint64_t>(on_disk_.load(), batch.records.size());
-  on_disk_.store(left);
-  *more = left > 0;
+  const uint64_t before = on_disk_.load();  // changed only under db_mu_, which we hold
+  on_disk_.store(before > batch.records.size() ? before - batch.records.size() : 0);
+  *more = on_disk_.load() > 0;
   return Status::Ok();
 }
 

@@ -59,7 +59,7 @@ struct AccessRecorderStats {
   uint64_t persisted = 0;       // written to accesses.sqlite
   uint64_t uploaded = 0;        // accepted by the storage host (duplicates included)
   uint64_t upload_errors = 0;   // failed upload attempts
-  uint64_t pending = 0;         // on disk, not yet uploaded (as of the last pass)
+  uint64_t pending = 0;         // on disk, not yet uploaded
 };
 
 class AccessRecorder {
@@ -108,7 +108,8 @@ class AccessRecorder {
   std::mutex db_mu_;               // one pass at a time (thread, Stop, tests)
   std::unique_ptr<SqliteDb> db_;   // guarded by db_mu_
   uint64_t next_seq_ = 0;          // guarded by db_mu_
-  std::atomic<uint64_t> persisted_{0}, uploaded_{0}, upload_errors_{0}, on_disk_{0};
+  std::atomic<uint64_t> persisted_{0}, uploaded_{0}, upload_errors_{0};
+  std::atomic<uint64_t> on_disk_{0};  // rows in accesses: counted at Open, then kept up to date
 
   std::mutex stop_mu_;
   std::condition_variable stop_cv_;
