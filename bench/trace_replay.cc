@@ -33,86 +33,25 @@
 #include <cstring>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <numeric>
 #include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "profile/block_trace.h"
+
 namespace {
 
 using Clock = std::chrono::steady_clock;
 
-struct TraceRecord {
-  double time_s = 0;
-  uint64_t offset = 0;
-  uint64_t length = 0;
-  bool write = false;
-};
+using affinity::profile::TraceRecord;
 
 struct Options {
   std::string trace, target, verify;
   bool timed = false, direct = false, json = false;
+  double from_s = 0;  // replay only what the trace reads from this time on (a migration's cut-over)
 };
-
-// Parses one non-negative number; false on anything else.
-template <typename T>
-bool ParseNumber(const std::string& text, T* out) {
-  if (text.empty()) return false;
-  char* end = nullptr;
-  errno = 0;
-  if constexpr (std::is_floating_point_v<T>) {
-    double v = std::strtod(text.c_str(), &end);
-    if (errno != 0 || *end != '\0' || !std::isfinite(v) || v < 0) return false;
-    *out = v;
-  } else {
-    if (text[0] == '-') return false;
-    unsigned long long v = std::strtoull(text.c_str(), &end, 10);
-    if (errno != 0 || *end != '\0') return false;
-    *out = static_cast<T>(v);
-  }
-  return true;
-}
-
-std::vector<std::string> SplitCsv(const std::string& line) {
-  std::vector<std::string> fields;
-  size_t start = 0;
-  for (;;) {
-    size_t comma = line.find(',', start);
-    std::string f = line.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
-    while (!f.empty() && (f.back() == ' ' || f.back() == '\r')) f.pop_back();
-    while (!f.empty() && f.front() == ' ') f.erase(0, 1);
-    fields.push_back(f);
-    if (comma == std::string::npos) return fields;
-    start = comma + 1;
-  }
-}
-
-// The trace, or an error "TRACE:LINE: reason".
-std::optional<std::vector<TraceRecord>> LoadTrace(const std::string& path, std::string* error) {
-  std::ifstream in(path);
-  if (!in) {
-    *error = path + ": " + std::strerror(errno);
-    return std::nullopt;
-  }
-  std::vector<TraceRecord> records;
-  std::string line;
-  for (size_t n = 1; std::getline(in, line); ++n) {
-    if (line.empty() || line == "\r" || line[0] == '#') continue;
-    auto f = SplitCsv(line);
-    if (n == 1 && !f.empty() && f[0] == "time_s") continue;  // header
-    TraceRecord r;
-    std::string op = f.size() == 4 ? f[3] : "";
-    if (f.size() != 4 || !ParseNumber(f[0], &r.time_s) || !ParseNumber(f[1], &r.offset) ||
-        !ParseNumber(f[2], &r.length) || r.length == 0 || (op != "R" && op != "W" && op != "r" && op != "w")) {
-      *error = path + ":" + std::to_string(n) + ": expected time_s,offset,length,op (op R or W, length > 0), got '" +
-               line.substr(0, 120) + "'";
-      return std::nullopt;
-    }
-    r.write = op == "W" || op == "w";
-    records.push_back(r);
-  }
-  return records;
-}
 
 // user.affinity.NAME as a number, or nullopt when the target is not on a mount.
 std::optional<uint64_t> AffinityCounter(const std::string& path, const char* name) {
@@ -121,7 +60,10 @@ std::optional<uint64_t> AffinityCounter(const std::string& path, const char* nam
   if (n < 0) return std::nullopt;
   buf[n] = '\0';
   uint64_t v = 0;
-  return ParseNumber(std::string(buf), &v) ? std::optional<uint64_t>(v) : std::nullopt;
+  char* end = nullptr;
+  errno = 0;
+  v = std::strtoull(buf, &end, 10);
+  return n > 0 && errno == 0 && *end == '\0' ? std::optional<uint64_t>(v) : std::nullopt;
 }
 
 double Percentile(std::vector<double> v, double p) {
@@ -144,11 +86,14 @@ bool ReadExactly(int fd, char* buf, uint64_t len, uint64_t off, uint64_t* got) {
 }
 
 int Replay(const Options& o) {
-  std::string error;
-  auto trace = LoadTrace(o.trace, &error);
-  if (!trace) {
-    std::fprintf(stderr, "affinity-trace-replay: %s\n", error.c_str());
+  auto trace = affinity::profile::LoadBlockTrace(o.trace);
+  if (!trace.ok()) {
+    std::fprintf(stderr, "affinity-trace-replay: %s\n", trace.status().message().c_str());
     return 1;
+  }
+  if (o.from_s > 0) {
+    std::erase_if(*trace, [&](const TraceRecord& r) { return r.time_s < o.from_s; });
+    for (TraceRecord& r : *trace) r.time_s -= o.from_s;
   }
   int fd = ::open(o.target.c_str(), O_RDONLY | O_CLOEXEC | (o.direct ? O_DIRECT : 0));
   if (fd < 0) {
@@ -233,7 +178,8 @@ int Replay(const Options& o) {
                            {"latency_p50_us", Percentile(latencies_us, 0.50)},
                            {"latency_p99_us", Percentile(latencies_us, 0.99)},
                            {"latency_max_us", Percentile(latencies_us, 1.0)},
-                           {"max_lag_ms", max_lag_ms}};
+                           {"max_lag_ms", max_lag_ms},
+                           {"read_time_s", std::accumulate(latencies_us.begin(), latencies_us.end(), 0.0) / 1e6}};
   const auto hits1 = AffinityCounter(o.target, "hits");
   const auto misses1 = AffinityCounter(o.target, "misses");
   if (hits0 && misses0 && hits1 && misses1) {
@@ -276,6 +222,7 @@ int main(int argc, char** argv) {
   app.add_flag("--direct", o.direct, "Open the target with O_DIRECT");
   app.add_option("--verify", o.verify, "Compare every byte read with this file");
   app.add_flag("--json", o.json, "One JSON object instead of text");
+  app.add_option("--from", o.from_s, "Replay from this many seconds into the trace (times shifted to start at 0)");
   CLI11_PARSE(app, argc, argv);
   return Replay(o);
 }

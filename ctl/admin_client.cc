@@ -22,8 +22,8 @@ void AddAdminConnectionOptions(CLI::App* command, AdminConnection& c) {
       ->capture_default_str();
 }
 
-Result<nlohmann::json> CallStorage(const AdminConnection& c, const std::string& method, const std::string& path,
-                                   const nlohmann::json& body) {
+Result<std::string> CallStorageRaw(const AdminConnection& c, const std::string& method, const std::string& path,
+                                   std::string body, const std::string& content_type) {
   for (const auto& [flag, value] : {std::pair<const char*, const std::string&>{"--storage", c.storage},
                                     {"--ca", c.ca_file},
                                     {"--cert", c.cert_file},
@@ -44,9 +44,9 @@ Result<nlohmann::json> CallStorage(const AdminConnection& c, const std::string& 
   fetcher::Request request;
   request.method = method;
   request.path = path;
-  if (!body.is_null()) {
-    request.body = body.dump();
-    request.headers.push_back("Content-Type: application/json");
+  if (!body.empty()) {
+    request.body = std::move(body);
+    request.headers.push_back("Content-Type: " + content_type);
   }
   request.deadline = std::chrono::steady_clock::now() +
                      std::chrono::milliseconds(static_cast<int64_t>(c.timeout_s * 1000));
@@ -63,8 +63,14 @@ Result<nlohmann::json> CallStorage(const AdminConnection& c, const std::string& 
     }
     return out.status;
   }
-  nlohmann::json reply =
-      nlohmann::json::parse(out.response.body.begin(), out.response.body.end(), nullptr, /*allow_exceptions=*/false);
+  return std::string(out.response.body.begin(), out.response.body.end());
+}
+
+Result<nlohmann::json> CallStorage(const AdminConnection& c, const std::string& method, const std::string& path,
+                                   const nlohmann::json& body) {
+  auto raw = CallStorageRaw(c, method, path, body.is_null() ? std::string() : body.dump(), "application/json");
+  if (!raw.ok()) return raw.status();
+  nlohmann::json reply = nlohmann::json::parse(*raw, nullptr, /*allow_exceptions=*/false);
   if (reply.is_discarded() || !reply.is_object()) {
     return Corruption("the storage host's reply to " + method + " " + path + " is not a JSON object");
   }

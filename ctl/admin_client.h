@@ -38,6 +38,11 @@ void AddAdminConnectionOptions(CLI::App* command, AdminConnection& connection);
 Result<nlohmann::json> CallStorage(const AdminConnection& connection, const std::string& method,
                                    const std::string& path, const nlohmann::json& body = nullptr);
 
+// METHOD path with a raw body (sent with `content_type` when not empty); the reply's bytes.
+Result<std::string> CallStorageRaw(const AdminConnection& connection, const std::string& method,
+                                   const std::string& path, std::string body = {},
+                                   const std::string& content_type = "application/octet-stream");
+
 // obj[key] if obj is an object whose `key` is a string (number), else "" (0).
 std::string JsonText(const nlohmann::json& obj, const char* key);
 int64_t JsonNumber(const nlohmann::json& obj, const char* key);

@@ -9,6 +9,7 @@
 #include "ctl/key_commands.h"
 #include "ctl/migration_command.h"
 #include "ctl/owner_command.h"
+#include "ctl/profile_command.h"
 #include "ctl/stats_command.h"
 
 int main(int argc, char** argv) {
@@ -20,6 +21,7 @@ int main(int argc, char** argv) {
   affinity::ctl::AddKeyCommands(app, exit_code);
   affinity::ctl::AddGrantCommands(app, exit_code);
   affinity::ctl::AddOwnerCommand(app, exit_code);
+  affinity::ctl::AddProfileCommand(app, exit_code);
   affinity::ctl::AddMigrationCommand(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;

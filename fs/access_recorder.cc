@@ -23,11 +23,22 @@ Result<std::unique_ptr<AccessRecorder>> AccessRecorder::Open(AccessRecorderOptio
       " offset INTEGER NOT NULL, length INTEGER NOT NULL, op INTEGER NOT NULL, t_us INTEGER NOT NULL,"
       " PRIMARY KEY(session, seq)) WITHOUT ROWID;");
   if (!s.ok()) return s;
+  {
+    // Added with session kinds; older files get the column (their sessions were starts).
+    auto has = (*db)->Prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = 'kind'");
+    if (!has.ok()) return has.status();
+    auto row = has->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) {
+      s = (*db)->Exec("ALTER TABLE sessions ADD COLUMN kind INTEGER NOT NULL DEFAULT 0");
+      if (!s.ok()) return s;
+    }
+  }
   options.batch_records = std::min(options.batch_records, profile::kMaxRecordsPerBatch);
   std::unique_ptr<AccessRecorder> r(new AccessRecorder(std::move(options), std::move(db).value()));
-  auto put = r->db_->Prepare("INSERT INTO sessions(session, start_ms) VALUES(?1, ?2)");
+  auto put = r->db_->Prepare("INSERT INTO sessions(session, start_ms, kind) VALUES(?1, ?2, ?3)");
   if (!put.ok()) return put.status();
-  s = put->Bind(1, r->session_).Bind(2, NowMs()).Run();
+  s = put->Bind(1, r->session_).Bind(2, NowMs()).Bind(3, static_cast<int64_t>(r->options_.kind)).Run();
   if (!s.ok()) return s;
   auto left = r->db_->Prepare("SELECT count(*) FROM accesses");  // what earlier daemons left to upload
   if (!left.ok()) return left.status();
@@ -157,7 +168,7 @@ Status AccessRecorder::UploadOnce(std::chrono::milliseconds timeout, bool* more)
   // Earlier sessions first (what a previous daemon left), then this one; the
   // sessions table is small and each EXISTS is one primary-key probe.
   auto first = db_->Prepare(
-      "SELECT session, start_ms FROM sessions s WHERE EXISTS (SELECT 1 FROM accesses a WHERE a.session = s.session) "
+      "SELECT session, start_ms, kind FROM sessions s WHERE EXISTS (SELECT 1 FROM accesses a WHERE a.session = s.session) "
       "ORDER BY s.session = ?1, s.start_ms LIMIT 1");
   if (!first.ok()) return first.status();
   first->Bind(1, session_);
@@ -167,6 +178,7 @@ Status AccessRecorder::UploadOnce(std::chrono::milliseconds timeout, bool* more)
   profile::AccessBatch batch;
   batch.session = first->ColumnText(0);
   batch.session_start_ms = first->ColumnInt64(1);
+  batch.kind = first->ColumnInt64(2) == 1 ? profile::SessionKind::kArrival : profile::SessionKind::kStart;
   first->Reset();
   auto rows = db_->Prepare(
       "SELECT seq, image, offset, length, op, t_us FROM accesses WHERE session = ?1 ORDER BY seq LIMIT ?2");

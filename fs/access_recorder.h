@@ -46,6 +46,7 @@ struct AccessRecorderOptions {
   std::string db_path;                // CACHE/<vm>/accesses.sqlite
   std::string vm;
   std::vector<std::string> images;    // Record()'s image index names these
+  profile::SessionKind kind = profile::SessionKind::kStart;  // a VM start or a migration arrival
   size_t ring_capacity = 1 << 16;
   size_t batch_records = 4096;        // at most profile::kMaxRecordsPerBatch
   std::chrono::milliseconds flush_interval{1000};

@@ -47,6 +47,18 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
       ->transform(CLI::AsSizeValue(false));
   app.add_option("--readahead", o.readahead, "Maximum sequential read-ahead window (e.g. 16M); 0 = off")
       ->transform(CLI::AsSizeValue(false));
+  app.add_option("--prefetch", o.prefetch,
+                 "Profile-driven prefetch: adaptive (cost/benefit, successors), fixed (the whole plan in order), off")
+      ->check(CLI::IsMember({"adaptive", "fixed", "off"}));
+  app.add_option("--profile", o.profile_file,
+                 "Prefetch from this profile file (affinityctl profile export/build) instead of asking the storage host");
+  app.add_option("--arrival", o.arrival,
+                 "What this mount is: restart (the VM boots here), live (a running VM arrives), auto (live when the "
+                 "grant names a migration)")
+      ->check(CLI::IsMember({"auto", "restart", "live"}));
+  app.add_option("--prefetch-background-rate", o.prefetch_background_rate,
+                 "Bandwidth cap for background hydration of the rest of the profile (e.g. 20M per second); 0 = none")
+      ->transform(CLI::AsSizeValue(false));
   double timeout_s = 60;
   app.add_option("--timeout", timeout_s, "Seconds a read may wait for the storage host before EIO");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error");
@@ -68,7 +80,8 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   // The daemon changes directory to "/" when it goes to the background, so
   // every path is made absolute now, relative to where it was started.
   for (std::string* path :
-       {&o.mountpoint, &o.cache_dir, &o.ca_file, &o.cert_file, &o.key_file, &o.grant_file, &o.log_file}) {
+       {&o.mountpoint, &o.cache_dir, &o.ca_file, &o.cert_file, &o.key_file, &o.grant_file, &o.log_file,
+        &o.profile_file}) {
     if (!path->empty()) *path = std::filesystem::absolute(*path).lexically_normal().string();
   }
 
@@ -85,7 +98,9 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   for (const auto& [what, path] : {std::pair<std::string, std::string>{"--ca-file", o.ca_file},
                                    {"--cert", o.cert_file},
                                    {"--key", o.key_file},
-                                   {"--grant", o.grant_file}}) {
+                                   {"--grant", o.grant_file},
+                                   {"--profile", o.profile_file}}) {
+    if (path.empty()) continue;
     s = Readable(what, path);
     if (!s.ok()) return s;
   }

@@ -31,6 +31,11 @@ struct DaemonOptions {
   uint64_t cache_size = 0;  // 0: unlimited
   std::chrono::milliseconds timeout{60000};
   uint64_t readahead = 16 << 20;
+  // Prefetch engine (docs/profile.md).
+  std::string prefetch = "adaptive";   // adaptive | fixed (replay the plan in order) | off
+  std::string profile_file;            // --profile: use this profile instead of the storage host's
+  std::string arrival = "auto";        // auto (live if the grant names a migration) | restart | live
+  uint64_t prefetch_background_rate = 0;  // bytes/s for background hydration; 0 = none
   std::string log_level = "info";
   std::string log_file;
   bool foreground = false;

@@ -34,6 +34,8 @@ struct ImageCache::Flight {
   bool done = false;                               // guarded by mu
   Status status;                                   // guarded by mu
   std::shared_ptr<std::vector<uint8_t>> unstored;  // guarded by mu; bytes the disk refused
+  // Set before the fetch starts, called once it landed (prefetch engine).
+  std::function<void(const Status&)> on_done;
 };
 
 // ---------------------------------------------------------------- ReadLease
@@ -163,7 +165,9 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
   }
   if (status.ok()) {
     const std::vector<uint8_t>& bytes = *result;
-    ImageStats::Add(flight->origin == ChunkOrigin::kDemand ? stats_.bytes_demand : stats_.bytes_readahead,
+    ImageStats::Add(flight->origin == ChunkOrigin::kDemand     ? stats_.bytes_demand
+                    : flight->origin == ChunkOrigin::kPrefetch ? stats_.bytes_prefetch
+                                                               : stats_.bytes_readahead,
                     bytes.size());
     uint64_t pos = 0;
     for (uint32_t k = 0; k < flight->count; ++k) {
@@ -216,11 +220,14 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
     cached_bytes_.fetch_add(added, std::memory_order_relaxed);
     budget_->Add(added);
   }
-  std::lock_guard lock(flight->mu);
-  flight->done = true;
-  flight->status = status;
-  flight->unstored = std::move(unstored);
-  flight->cv.notify_all();
+  {
+    std::lock_guard lock(flight->mu);
+    flight->done = true;
+    flight->status = status;
+    flight->unstored = std::move(unstored);
+    flight->cv.notify_all();
+  }
+  if (flight->on_done) flight->on_done(status);
 }
 
 void ImageCache::VerifyChunk(uint32_t idx) {
@@ -428,6 +435,33 @@ void ImageCache::NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline
                    kMaxReadaheadRunBytes, started);
   }
   StartFlights(started, fetcher::Priority::kEarly, deadline);
+}
+
+size_t ImageCache::Prefetch(uint32_t first, uint32_t last, fetcher::Priority priority, Deadline deadline,
+                            const std::function<void(uint32_t, uint32_t, const Status&)>& done) {
+  if (access_ != nullptr && access_->revoked()) return 0;
+  if (first >= chunk_count_) return 0;
+  last = std::min(last, chunk_count_ - 1);
+  std::vector<std::shared_ptr<Flight>> started;
+  {
+    std::lock_guard lock(mu_);
+    PlanRunsLocked(first, last, ChunkOrigin::kPrefetch, kMaxReadaheadRunBytes, started);
+  }
+  for (const auto& f : started) {
+    f->on_done = [done, a = f->first, b = f->first + f->count - 1](const Status& s) { done(a, b, s); };
+  }
+  StartFlights(started, priority, deadline);
+  return started.size();
+}
+
+bool ImageCache::IsPresent(uint32_t idx) const {
+  std::lock_guard lock(mu_);
+  return present_.contains(idx);
+}
+
+bool ImageCache::IsInFlight(uint32_t idx) const {
+  std::lock_guard lock(mu_);
+  return inflight_.count(idx) != 0;
 }
 
 void ImageCache::CollectEvictionCandidates(std::vector<EvictionCandidate>& out) {

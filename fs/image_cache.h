@@ -30,6 +30,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -105,6 +106,15 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   // them with a window as long as the stream so far, up to the maximum.
   void NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline deadline);
   void set_max_readahead_bytes(uint64_t bytes) { max_readahead_bytes_ = bytes; }
+
+  // Prefetch engine: fetches the absent, not in-flight chunks of
+  // [first, last] (runs of adjacent chunks, one request each) at `priority`;
+  // `done(first, last, status)` runs on the fetch thread when each run landed.
+  // Returns how many runs were started (0: nothing was missing).
+  size_t Prefetch(uint32_t first, uint32_t last, fetcher::Priority priority, Deadline deadline,
+                  const std::function<void(uint32_t, uint32_t, const Status&)>& done);
+  bool IsPresent(uint32_t idx) const;
+  bool IsInFlight(uint32_t idx) const;
 
   // Eviction (called by the Evictor thread).
   void CollectEvictionCandidates(std::vector<EvictionCandidate>& out);

@@ -23,6 +23,7 @@ struct ImageStats {
   std::atomic<uint64_t> bytes_after_miss{0};   // bytes of miss reads
   std::atomic<uint64_t> bytes_demand{0};       // fetched for a waiting read
   std::atomic<uint64_t> bytes_readahead{0};    // fetched ahead of a sequential reader
+  std::atomic<uint64_t> bytes_prefetch{0};     // fetched by the profile-driven prefetch engine
   std::atomic<uint64_t> fetch_requests{0};
   std::atomic<uint64_t> fetch_errors{0};
   std::atomic<uint64_t> corrupt_chunks{0};     // cache digest mismatches found (never served)

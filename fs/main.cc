@@ -12,6 +12,8 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -24,6 +26,8 @@
 #include "fs/xattr_stats.h"
 #include "fs/fuse_server.h"
 #include "fs/image_listing.h"
+#include "fs/prefetch_engine.h"
+#include "profile/profile_codec.h"
 #include "fs/remote_chunk_source.h"
 #include "fs/vm_cache.h"
 
@@ -80,6 +84,29 @@ class StartupReporter {
  private:
   int fd_;
 };
+
+// Where the prefetch engine gets its profile: --profile, or the storage host
+// (GET /v1/vms/{vm}/profile under this host's grant), on the engine's thread.
+affinity::fs::PrefetchEngine::Loader ProfileLoader(const affinity::fs::DaemonOptions& o,
+                                                   affinity::fetcher::HttpsClient* client) {
+  if (!o.profile_file.empty()) {
+    return [path = o.profile_file]() -> affinity::Result<std::string> {
+      std::ifstream in(path, std::ios::binary);
+      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+      if (!in.good() && !in.eof()) return affinity::IoError("cannot read --profile '" + path + "'");
+      return bytes;
+    };
+  }
+  return [client, vm = o.vm, timeout = o.timeout]() -> affinity::Result<std::string> {
+    affinity::fetcher::Request request;
+    request.path = "/v1/vms/" + vm + "/profile";
+    request.deadline = std::chrono::steady_clock::now() + timeout;
+    auto outcome = client->Fetch(request);
+    if (!outcome.status.ok()) return outcome.status.WithContext("GET " + request.path);
+    const auto& body = outcome.response.body;
+    return std::string(body.begin(), body.end());
+  };
+}
 
 int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   namespace fs = affinity::fs;
@@ -142,6 +169,8 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   recorder_options.vm = o.vm;
   for (const auto& image : (*cache)->images()) recorder_options.images.push_back(image->record().name);
   recorder_options.upload_interval = o.upload_interval;
+  const bool live = o.arrival == "live" || (o.arrival == "auto" && !grants->claims().migration.empty());
+  recorder_options.kind = live ? affinity::profile::SessionKind::kArrival : affinity::profile::SessionKind::kStart;
   auto recorder = fs::AccessRecorder::Open(recorder_options);
   if (!recorder.ok()) {
     reporter.Fail(recorder.status());
@@ -149,9 +178,23 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   }
   fs::AccessRecorder* accesses = recorder->get();
 
+  std::unique_ptr<fs::PrefetchEngine> engine;
+  if (o.prefetch != "off") {
+    fs::PrefetchEngineOptions engine_options;
+    engine_options.adaptive = o.prefetch == "adaptive";
+    engine_options.plan.arrival = live ? affinity::profile::Arrival::kLiveMigration : affinity::profile::Arrival::kRestart;
+    engine_options.plan.background = o.prefetch_background_rate > 0;
+    engine_options.background_bytes_per_s = o.prefetch_background_rate;
+    engine_options.max_window = static_cast<uint32_t>(
+        std::max(1, (*client)->config().max_connections - (*client)->config().reserved_demand_connections));
+    engine = std::make_unique<fs::PrefetchEngine>(cache->get(), engine_options);
+  }
+  fs::PrefetchEngine* prefetch = engine.get();
+
   fs::FuseServerOptions server_options;
-  server_options.on_read = [accesses](uint32_t image, uint64_t offset, uint64_t length) {
+  server_options.on_read = [accesses, prefetch](uint32_t image, uint64_t offset, uint64_t length) {
     accesses->Record(image, offset, length, affinity::profile::AccessOp::kRead);
+    if (prefetch != nullptr) prefetch->OnRead(image, offset, length);
   };
   server_options.mountpoint = o.mountpoint;
   server_options.storage_url = o.storage_url;
@@ -162,9 +205,12 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
     if (value == "refresh") return grants->RefreshNow();
     return affinity::InvalidArgument("unknown control '" + value + "' (known: refresh)");
   };
-  server_options.extra_root_xattrs = [grants, accesses] {
+  server_options.extra_root_xattrs = [grants, accesses, prefetch] {
     auto out = fs::GrantXattrs(grants->Snapshot());
     for (auto& kv : fs::AccessXattrs(accesses->stats())) out.push_back(std::move(kv));
+    for (auto& kv : fs::PrefetchXattrs(prefetch != nullptr ? prefetch->Stats() : fs::PrefetchStats{})) {
+      out.push_back(std::move(kv));
+    }
     return out;
   };
   auto server = std::make_unique<fs::FuseServer>(cache->get(), server_options);
@@ -196,6 +242,7 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   // no daemon ran is applied now, so not one read sees what it must not.
   s = grants->RefreshNow();
   if (!s.ok()) spdlog::warn("first grant check: {}; the keeper retries every {} ms", s.ToString(), o.grant_poll.count());
+  if (engine) engine->Start(ProfileLoader(o, client->get()));
   spdlog::info("mounted VM {} from {} on {} ({} images, chunk size {}, cache limit {})", o.vm, o.storage_url,
                o.mountpoint, (*cache)->images().size(), o.chunk_size, o.cache_size);
   reporter.Succeed();
@@ -204,9 +251,11 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   // Unmount first, then stop fetching (pending callbacks complete as cancelled),
   // then flush and close the cache.
   grants->Stop();  // before the server and the cache it calls into
+  if (engine) engine->Stop();
   server.reset();     // no more reads to record
   (*recorder)->Stop();  // persists what is in RAM, tries a last upload
-  client->reset();
+  client->reset();    // pending fetches complete (cancelled) into the cache and the engine
+  engine.reset();
   cache->reset();
   spdlog::info("unmounted {}", o.mountpoint);
   return s.ok() ? 0 : 1;

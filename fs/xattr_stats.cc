@@ -14,7 +14,7 @@ std::string Ratio(uint64_t num, uint64_t den) {
 uint64_t Get(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_relaxed); }
 
 struct Totals {
-  uint64_t hits = 0, misses = 0, bytes_from_cache = 0, bytes_after_miss = 0, bytes_demand = 0, bytes_readahead = 0,
+  uint64_t hits = 0, misses = 0, bytes_from_cache = 0, bytes_after_miss = 0, bytes_demand = 0, bytes_readahead = 0, bytes_prefetch = 0,
            fetch_requests = 0, fetch_errors = 0, corrupt_chunks = 0, evicted_bytes = 0, store_errors = 0,
            cached_bytes = 0, chunks_present = 0, chunks_total = 0;
   int64_t inflight = 0;
@@ -27,6 +27,7 @@ struct Totals {
     bytes_after_miss += Get(s.bytes_after_miss);
     bytes_demand += Get(s.bytes_demand);
     bytes_readahead += Get(s.bytes_readahead);
+    bytes_prefetch += Get(s.bytes_prefetch);
     fetch_requests += Get(s.fetch_requests);
     fetch_errors += Get(s.fetch_errors);
     corrupt_chunks += Get(s.corrupt_chunks);
@@ -45,9 +46,10 @@ struct Totals {
     put("hit_ratio", Ratio(hits, hits + misses));
     put("bytes_from_cache", std::to_string(bytes_from_cache));
     put("bytes_after_miss", std::to_string(bytes_after_miss));
-    put("bytes_fetched", std::to_string(bytes_demand + bytes_readahead));
+    put("bytes_fetched", std::to_string(bytes_demand + bytes_readahead + bytes_prefetch));
     put("bytes_demand", std::to_string(bytes_demand));
     put("bytes_readahead", std::to_string(bytes_readahead));
+    put("bytes_prefetch", std::to_string(bytes_prefetch));
     put("fetch_requests", std::to_string(fetch_requests));
     put("fetch_errors", std::to_string(fetch_errors));
     put("corrupt_chunks", std::to_string(corrupt_chunks));
@@ -120,6 +122,28 @@ XattrList AccessXattrs(const AccessRecorderStats& s) {
   put("accesses_uploaded", s.uploaded);
   put("accesses_pending", s.pending);
   put("access_upload_errors", s.upload_errors);
+  return out;
+}
+
+XattrList PrefetchXattrs(const PrefetchStats& s) {
+  XattrList out;
+  auto put = [&](const char* name, std::string value) {
+    out.emplace_back(std::string(kXattrPrefix) + name, std::move(value));
+  };
+  put("prefetch_state", s.state);
+  put("prefetch_queued", std::to_string(s.queued));
+  put("prefetch_inflight", std::to_string(s.inflight));
+  put("prefetch_planned_bytes", std::to_string(s.planned_bytes));
+  put("prefetch_done_bytes", std::to_string(s.done_bytes));
+  put("prefetch_used_bytes", std::to_string(s.used_bytes));
+  put("prefetch_wasted_bytes", std::to_string(s.wasted_bytes));
+  put("prefetch_skipped", std::to_string(s.skipped));
+  put("prefetch_accuracy", Ratio(s.used_bytes, s.done_bytes));
+  put("prefetch_coverage", Ratio(s.first_read_hits, s.first_reads));
+  put("demand_misses_while_queued", std::to_string(s.demand_misses_while_queued));
+  put("prefetch_window", std::to_string(s.window));
+  put("profile_version", s.profile_id.empty() ? "none" : s.profile_id);
+  if (!s.error.empty()) put("prefetch_error", s.error);
   return out;
 }
 

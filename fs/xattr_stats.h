@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "fs/access_recorder.h"
+#include "fs/prefetch_engine.h"
 #include "fs/grant_keeper.h"
 #include "fs/vm_cache.h"
 
@@ -32,5 +33,11 @@ XattrList GrantXattrs(const GrantSnapshot& grant);
 // user.affinity.accesses_recorded, .accesses_dropped, .accesses_uploaded,
 // .accesses_pending, .access_upload_errors.
 XattrList AccessXattrs(const AccessRecorderStats& s);
+// user.affinity.prefetch_state, .prefetch_queued, .prefetch_inflight,
+// .prefetch_planned_bytes, .prefetch_done_bytes, .prefetch_used_bytes,
+// .prefetch_wasted_bytes, .prefetch_skipped, .prefetch_accuracy,
+// .prefetch_coverage, .demand_misses_while_queued, .prefetch_window,
+// .profile_version, .prefetch_error.
+XattrList PrefetchXattrs(const PrefetchStats& s);
 
 }  // namespace affinity::fs

@@ -20,12 +20,17 @@ Status Bad(size_t i, const std::string& what) {
 
 }  // namespace
 
+const char* SessionKindName(SessionKind kind) { return kind == SessionKind::kArrival ? "arrival" : "start"; }
+
 std::string EncodeAccessBatch(const AccessBatch& b) {
   json records = json::array();
   for (const AccessRecord& r : b.records) {
     records.push_back({r.seq, r.image, r.offset, r.length, r.op == AccessOp::kWrite ? "W" : "R", r.t_us});
   }
-  return json{{"session", b.session}, {"session_start_ms", b.session_start_ms}, {"records", std::move(records)}}
+  return json{{"session", b.session},
+              {"session_start_ms", b.session_start_ms},
+              {"kind", SessionKindName(b.kind)},
+              {"records", std::move(records)}}
       .dump();
 }
 
@@ -49,6 +54,12 @@ Result<AccessBatch> DecodeAccessBatch(std::string_view text) {
     return InvalidArgument("'session_start_ms' is missing or not a non-negative integer");
   }
   b.session_start_ms = start->get<int64_t>();
+  if (auto kind = j.find("kind"); kind != j.end()) {
+    if (!kind->is_string() || (*kind != "start" && *kind != "arrival")) {
+      return InvalidArgument("'kind' must be \"start\" or \"arrival\"");
+    }
+    b.kind = *kind == "arrival" ? SessionKind::kArrival : SessionKind::kStart;
+  }
   auto records = j.find("records");
   if (records == j.end() || !records->is_array()) return InvalidArgument("'records' is missing or not an array");
   if (records->size() > kMaxRecordsPerBatch) {

@@ -1,7 +1,7 @@
 // AccessBatch: the accesses a destination observed, as uploaded to the
 // storage host's profiler (POST /v1/vms/{vm}/accesses, docs/profile.md).
 //
-//   {"session":"s-...","session_start_ms":1795530591000,
+//   {"session":"s-...","session_start_ms":1795530591000,"kind":"start",
 //    "records":[[seq, "image", offset, length, "R"|"W", t_us], ...]}
 //
 // `session` names one VM run on one host (a VM start or a migration arrival);
@@ -24,6 +24,12 @@ namespace affinity::profile {
 
 enum class AccessOp : uint8_t { kRead = 0, kWrite = 1 };
 
+// A session is a VM start (it boots: boot files come first) or a migration
+// arrival (it continues a running guest). Sent as "kind": "start" | "arrival";
+// a batch without it is a start.
+enum class SessionKind : uint8_t { kStart = 0, kArrival = 1 };
+const char* SessionKindName(SessionKind kind);
+
 struct AccessRecord {
   uint64_t seq = 0;
   std::string image;
@@ -37,6 +43,7 @@ struct AccessRecord {
 struct AccessBatch {
   std::string session;
   int64_t session_start_ms = 0;  // wall clock, for time-of-day and weekly patterns
+  SessionKind kind = SessionKind::kStart;
   std::vector<AccessRecord> records;
   bool operator==(const AccessBatch&) const = default;
 };

@@ -2,7 +2,9 @@
 
 #include <sqlite3.h>
 
+#include <algorithm>
 #include <chrono>
+#include <string_view>
 
 #include "storage/state_dir.h"
 
@@ -17,8 +19,24 @@ Result<std::unique_ptr<AccessLog>> AccessLog::Open(const std::string& state_dir)
       "CREATE TABLE IF NOT EXISTS accesses(session TEXT NOT NULL, seq INTEGER NOT NULL, image TEXT NOT NULL,"
       " offset INTEGER NOT NULL, length INTEGER NOT NULL, op INTEGER NOT NULL, t_us INTEGER NOT NULL,"
       " PRIMARY KEY(session, seq)) WITHOUT ROWID;"
-      "CREATE INDEX IF NOT EXISTS sessions_by_vm ON sessions(vm);");
+      "CREATE INDEX IF NOT EXISTS sessions_by_vm ON sessions(vm);"
+      "CREATE TABLE IF NOT EXISTS imported_profiles(vm TEXT PRIMARY KEY, profile BLOB NOT NULL,"
+      " imported_ms INTEGER NOT NULL);");
   if (!s.ok()) return s;
+  // Columns added after the first release: a session's kind and when it last
+  // uploaded (the live session of a migration is the one still uploading).
+  for (const char* column : {"kind INTEGER NOT NULL DEFAULT 0", "last_ms INTEGER NOT NULL DEFAULT 0"}) {
+    const std::string name(column, std::string_view(column).find(' '));
+    auto has = (*db)->Prepare("SELECT 1 FROM pragma_table_info('sessions') WHERE name = ?1");
+    if (!has.ok()) return has.status();
+    has->Bind(1, name);
+    auto row = has->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) {
+      s = (*db)->Exec(std::string("ALTER TABLE sessions ADD COLUMN ") + column);
+      if (!s.ok()) return s;
+    }
+  }
   return std::unique_ptr<AccessLog>(new AccessLog(std::move(db).value()));
 }
 
@@ -41,13 +59,25 @@ Result<AccessLog::Stored> AccessLog::Record(const std::string& vm, const std::st
     (void)db_->Exec("ROLLBACK");
     return e;
   };
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
   if (!known) {
-    auto ins = db_->Prepare("INSERT INTO sessions(session, vm, holder, start_ms, received_ms) VALUES(?1,?2,?3,?4,?5)");
+    auto ins = db_->Prepare(
+        "INSERT INTO sessions(session, vm, holder, start_ms, received_ms, kind, last_ms) VALUES(?1,?2,?3,?4,?5,?6,?5)");
     if (!ins.ok()) return rollback(ins.status());
-    const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
-                            std::chrono::system_clock::now().time_since_epoch())
-                            .count();
-    s = ins->Bind(1, batch.session).Bind(2, vm).Bind(3, holder).Bind(4, batch.session_start_ms).Bind(5, now).Run();
+    s = ins->Bind(1, batch.session)
+            .Bind(2, vm)
+            .Bind(3, holder)
+            .Bind(4, batch.session_start_ms)
+            .Bind(5, now)
+            .Bind(6, static_cast<int64_t>(batch.kind))
+            .Run();
+    if (!s.ok()) return rollback(s);
+  } else {
+    auto touch = db_->Prepare("UPDATE sessions SET last_ms = ?2 WHERE session = ?1");
+    if (!touch.ok()) return rollback(touch.status());
+    s = touch->Bind(1, batch.session).Bind(2, now).Run();
     if (!s.ok()) return rollback(s);
   }
   auto put = db_->Prepare(
@@ -90,6 +120,73 @@ Result<std::vector<SessionSummary>> AccessLog::Sessions(const std::string& vm) {
     out.push_back({st->ColumnText(0), st->ColumnText(1), st->ColumnInt64(2), static_cast<uint64_t>(st->ColumnInt64(3))});
   }
   return out;
+}
+
+Result<std::vector<profile::SessionTrace>> AccessLog::RecentSessions(const std::string& vm, size_t max_sessions) {
+  std::lock_guard lock(mu_);
+  auto st = db_->Prepare(
+      "SELECT session, start_ms, kind, holder, last_ms FROM sessions WHERE vm = ?1 ORDER BY start_ms DESC, session LIMIT ?2");
+  if (!st.ok()) return st.status();
+  st->Bind(1, vm).Bind(2, static_cast<int64_t>(max_sessions));
+  std::vector<profile::SessionTrace> out;
+  for (;;) {
+    auto row = st->Step();
+    if (!row.ok()) return row.status();
+    if (!*row) break;
+    profile::SessionTrace t;
+    t.id = st->ColumnText(0);
+    t.start_ms = st->ColumnInt64(1);
+    t.kind = st->ColumnInt64(2) == 1 ? profile::SessionKind::kArrival : profile::SessionKind::kStart;
+    t.holder = st->ColumnText(3);
+    t.last_upload_ms = st->ColumnInt64(4);
+    out.push_back(std::move(t));
+  }
+  auto rec = db_->Prepare("SELECT seq, image, offset, length, op, t_us FROM accesses WHERE session = ?1 ORDER BY seq");
+  if (!rec.ok()) return rec.status();
+  for (profile::SessionTrace& t : out) {
+    rec->Reset();
+    rec->Bind(1, t.id);
+    for (;;) {
+      auto row = rec->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      profile::AccessRecord r;
+      r.seq = static_cast<uint64_t>(rec->ColumnInt64(0));
+      r.image = rec->ColumnText(1);
+      r.offset = static_cast<uint64_t>(rec->ColumnInt64(2));
+      r.length = static_cast<uint64_t>(rec->ColumnInt64(3));
+      r.op = rec->ColumnInt64(4) == 1 ? profile::AccessOp::kWrite : profile::AccessOp::kRead;
+      r.t_us = static_cast<uint64_t>(rec->ColumnInt64(5));
+      t.records.push_back(std::move(r));
+    }
+  }
+  std::reverse(out.begin(), out.end());  // oldest first
+  return out;
+}
+
+Status AccessLog::ImportProfile(const std::string& vm, std::string_view encoded) {
+  std::lock_guard lock(mu_);
+  auto st = db_->Prepare("INSERT OR REPLACE INTO imported_profiles(vm, profile, imported_ms) VALUES(?1, ?2, ?3)");
+  if (!st.ok()) return st.status();
+  const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch())
+                          .count();
+  return st->Bind(1, vm)
+      .BindBlob(2, std::span(reinterpret_cast<const uint8_t*>(encoded.data()), encoded.size()))
+      .Bind(3, now)
+      .Run();
+}
+
+Result<std::optional<std::string>> AccessLog::ImportedProfile(const std::string& vm) {
+  std::lock_guard lock(mu_);
+  auto st = db_->Prepare("SELECT profile FROM imported_profiles WHERE vm = ?1");
+  if (!st.ok()) return st.status();
+  st->Bind(1, vm);
+  auto row = st->Step();
+  if (!row.ok()) return row.status();
+  if (!*row) return std::optional<std::string>();
+  auto blob = st->ColumnBlob(0);
+  return std::optional<std::string>(std::string(blob.begin(), blob.end()));
 }
 
 }  // namespace affinity::storage

@@ -1,7 +1,8 @@
 // AccessLog: the accesses destinations observed and uploaded, the raw input
 // of the profiler (--state/profile.sqlite, docs/profile.md).
 //
-//   sessions(session, vm, holder, start_ms, received_ms)
+//   sessions(session, vm, holder, start_ms, received_ms, kind, last_ms)
+//   imported_profiles(vm, profile, imported_ms)
 //   accesses(session, seq, image, offset, length, op, t_us)  primary key (session, seq)
 //
 // A batch is stored in one transaction; a record already stored (same
@@ -17,12 +18,15 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <vector>
 
 #include "common/sqlite.h"
 #include "common/status.h"
 #include "profile/access_batch.h"
+#include "profile/profile_builder.h"
 
 namespace affinity::storage {
 
@@ -45,6 +49,13 @@ class AccessLog {
   };
   Result<Stored> Record(const std::string& vm, const std::string& holder, const profile::AccessBatch& batch);
   Result<std::vector<SessionSummary>> Sessions(const std::string& vm);
+  // The VM's most recent sessions with their records, oldest first.
+  Result<std::vector<profile::SessionTrace>> RecentSessions(const std::string& vm, size_t max_sessions);
+
+  // A profile an operator imported (affinityctl profile import), served while
+  // the VM has no history of its own.
+  Status ImportProfile(const std::string& vm, std::string_view encoded);
+  Result<std::optional<std::string>> ImportedProfile(const std::string& vm);
 
  private:
   explicit AccessLog(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}

@@ -8,6 +8,7 @@
 
 #include "common/names.h"
 #include "storage/access_handler.h"
+#include "storage/profile_handler.h"
 #include "storage/api_error.h"
 #include "storage/control_handler.h"
 #include "storage/request_path.h"
@@ -116,6 +117,12 @@ Reply ApiRouter::Route(const ApiRequest& request) {
       }
       if (request.method != "GET") return MethodNotAllowed(request.method, "GET");
       return AccessHandler(services_).Sessions(request, seg[2]);
+    }
+    if (seg.size() == 4 && seg[1] == "vms" && seg[3] == "profile") {
+      if (Status s = ValidateName("vm", seg[2]); !s.ok()) return ErrorReply(ApiError::kBadName, s.message());
+      if (get) return ProfileHandler(services_).Get(request, seg[2]);
+      if (request.method == "PUT") return ProfileHandler(services_).Import(request, seg[2]);
+      return MethodNotAllowed(request.method, "GET, PUT");
     }
     if (seg[1] == "grants" || seg[1] == "migrations" || (seg[1] == "vms" && seg.size() == 4 && seg[3] == "owner")) {
       return ControlHandler(services_).Handle(request, seg);

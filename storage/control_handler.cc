@@ -248,6 +248,7 @@ Reply ControlHandler::BeginMigration(const ApiRequest& request) const {
   const auto& g = std::get<IssuedGrant>(grant);
   return JsonReply(200, json{{"migration", MigrationJson(*begun, {})},
                              {"grant", g.token},
+                             {"profile", "/v1/vms/" + *vm + "/profile"},
                              {"claims", ClaimsJson(g.claims)}}
                             .dump());
 }

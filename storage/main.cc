@@ -47,7 +47,8 @@ int main(int argc, char** argv) {
   std::string root, listen, state_dir, ready_file, log_level = "info";
   st::ServerOptions server;
   std::vector<std::string> fault_specs;
-  int delay_ms = 0;
+  double delay_ms = 0;
+  uint64_t bandwidth = 0;
   int idle_timeout_s = 60;
   std::string grant_key_file, issuer_name = "affinity-storaged";
   int64_t max_grant_ttl = st::GrantIssuer::kDefaultMaxTtlSeconds;
@@ -92,8 +93,11 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
   app.add_option("--ready-file", ready_file, "Once listening, write the bound port here (atomically)");
-  app.add_option("--test-delay-ms", delay_ms, "TEST ONLY: hold every image reply D ms (emulated round trip)")
-      ->check(CLI::Range(0, 60000));
+  app.add_option("--test-delay-ms", delay_ms, "TEST ONLY: hold every image reply D ms, e.g. 0.5 (emulated round trip)")
+      ->check(CLI::Range(0.0, 60000.0));
+  app.add_option("--test-bandwidth", bandwidth,
+                 "TEST ONLY: image replies share a link of this many bytes/s, e.g. 125M = 1 Gbit/s (emulated cap)")
+      ->transform(CLI::AsSizeValue(false));
   app.add_option("--test-fault", fault_specs, "TEST ONLY: inject a fault: corrupt-body:N")
       ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
   try {
@@ -112,13 +116,15 @@ int main(int argc, char** argv) {
     Status s = faults.Add(spec);
     if (!s.ok()) return Fail(s.message());
   }
-  faults.set_delay(std::chrono::milliseconds(delay_ms));
+  faults.set_delay(std::chrono::microseconds(static_cast<int64_t>(delay_ms * 1000)));
+  faults.set_bandwidth(bandwidth);
 
   Status s = affinity::InitLogging("affinity-storaged", log_level);
   if (!s.ok()) return Fail(s.message());
   if (faults.any()) {
-    spdlog::warn("TEST FAULTS ARE ON (--test-fault {} / --test-delay-ms {}): never use this in production",
-                 fault_specs.empty() ? "-" : fault_specs.front(), delay_ms);
+    spdlog::warn("TEST FAULTS ARE ON (--test-fault {} / --test-delay-ms {} / --test-bandwidth {}): never use this in "
+                 "production",
+                 fault_specs.empty() ? "-" : fault_specs.front(), delay_ms, bandwidth);
   }
 
   auto state = st::StateDb::Open(state_dir);

@@ -51,7 +51,7 @@ Reply RangeHandler::Handle(bool head, const std::string& vm, const std::string& 
   r.status = partial ? 206 : 200;
   r.head_only = head;
   r.content_length = range.length;
-  r.delay = faults_->delay();
+  r.delay = head ? std::chrono::microseconds(0) : faults_->ReplyDelay(range.length);
   r.headers.emplace_back("Content-Type", "application/octet-stream");
   r.headers.emplace_back("Accept-Ranges", "bytes");
   r.headers.emplace_back("Affinity-Generation", std::to_string(file->info().generation));

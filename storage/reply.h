@@ -37,7 +37,7 @@ struct Reply {
   bool corrupt_stream = false;  // test fault: flip a byte of the streamed body
 
   // Test fault: hold the reply this long before sending (asio timer).
-  std::chrono::milliseconds delay{0};
+  std::chrono::microseconds delay{0};
 
   // Set on refusals, for the log line and tests.
   std::string error_code;

@@ -28,4 +28,13 @@ bool TestFaults::TakeCorruption() {
   return false;
 }
 
+std::chrono::microseconds TestFaults::ReplyDelay(uint64_t bytes) {
+  if (bandwidth_ == 0) return delay_;
+  const auto now = std::chrono::steady_clock::now();
+  const auto transfer = std::chrono::microseconds(bytes * 1'000'000 / bandwidth_);
+  std::lock_guard lock(link_mu_);
+  link_free_at_ = std::max(link_free_at_, now) + transfer;
+  return delay_ + std::chrono::duration_cast<std::chrono::microseconds>(link_free_at_ - now);
+}
+
 }  // namespace affinity::storage

@@ -292,8 +292,8 @@ TEST_F(ApiTest, CorruptBodyFaultAppliesAfterHashingExactlyN) {
 }
 
 TEST_F(ApiTest, TestDelayIsCarriedOnDataRepliesOnly) {
-  faults_.set_delay(std::chrono::milliseconds(25));
-  EXPECT_EQ(Get("/v1/vms/vm-42/images/root.raw", "bytes=0-9").delay.count(), 25);
+  faults_.set_delay(std::chrono::microseconds(25000));
+  EXPECT_EQ(Get("/v1/vms/vm-42/images/root.raw", "bytes=0-9").delay.count(), 25000);
   EXPECT_EQ(Get("/v1/health").delay.count(), 0);
 }
 
