@@ -46,6 +46,7 @@ int RunStats(const StatsOptions& o) {
       std::snprintf(every, sizeof every, "%g", o.interval);
       text += o.path + "  (" + Now() + ", every " + every + " s)\n\n";
     }
+    if (!o.json) text += FormatPrefetchProgress(*attrs);
     text += o.json ? FormatJson(*attrs) + "\n" : FormatTable(*attrs);
     if (std::fputs(text.c_str(), stdout) < 0 || std::fflush(stdout) != 0) return 1;  // e.g. a closed pipe
     if (!o.watch) return 0;

@@ -16,7 +16,7 @@ bool EndsWith(std::string_view s, std::string_view suffix) {
 enum class Kind { kText, kBytes, kRatio, kMicros };
 
 Kind KindOf(std::string_view name) {
-  if (EndsWith(name, "_ratio") || EndsWith(name, "accuracy")) return Kind::kRatio;
+  if (EndsWith(name, "_ratio") || EndsWith(name, "accuracy") || EndsWith(name, "coverage")) return Kind::kRatio;
   if (EndsWith(name, "_us")) return Kind::kMicros;
   if (name.find("bytes") != std::string_view::npos || name == "chunk_size" || name == "cache_size_limit") {
     return Kind::kBytes;
@@ -129,6 +129,35 @@ std::string FormatJson(const Attributes& attrs) {
   // A value that is not UTF-8 (only a foreign user.affinity.* could be) is
   // shown with replacement characters rather than failing the whole dump.
   return doc.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+}
+
+std::string FormatPrefetchProgress(const Attributes& attrs, int width) {
+  auto get = [&](std::string_view name) -> std::optional<std::string> {
+    for (const auto& [k, v] : attrs) {
+      if (k == name) return v;
+    }
+    return std::nullopt;
+  };
+  auto number = [&](std::string_view name) -> uint64_t {
+    auto v = get(name);
+    auto n = v ? ParseNumber(*v) : std::nullopt;
+    return n && std::holds_alternative<uint64_t>(*n) ? std::get<uint64_t>(*n) : 0;
+  };
+  const auto state = get("prefetch_state");
+  if (!state || *state == "off") return {};
+  const uint64_t planned = number("prefetch_planned_bytes");
+  const uint64_t done = number("prefetch_done_bytes");
+  const double fraction = planned == 0 ? (*state == "idle" ? 1.0 : 0.0) : std::min(1.0, double(done) / double(planned));
+  width = std::max(width, 10);
+  const int filled = static_cast<int>(fraction * width + 0.5);
+  std::string bar = "prefetch [" + std::string(filled, '#') + std::string(width - filled, '.') + "] ";
+  char tail[160];
+  std::snprintf(tail, sizeof tail, "%3.0f%% %s of %s, %s queued, %s", fraction * 100, HumanBytes(done).c_str(),
+                HumanBytes(planned).c_str(), get("prefetch_queued").value_or("0").c_str(), state->c_str());
+  bar += tail;
+  if (auto acc = get("prefetch_accuracy")) bar += ", accuracy " + HumanValue("prefetch_accuracy", *acc);
+  if (auto cov = get("prefetch_coverage")) bar += ", coverage " + HumanValue("prefetch_coverage", *cov);
+  return bar + "\n";
 }
 
 }  // namespace affinity::ctl

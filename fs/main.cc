@@ -90,21 +90,22 @@ class StartupReporter {
 affinity::fs::PrefetchEngine::Loader ProfileLoader(const affinity::fs::DaemonOptions& o,
                                                    affinity::fetcher::HttpsClient* client) {
   if (!o.profile_file.empty()) {
-    return [path = o.profile_file]() -> affinity::Result<std::string> {
+    return [path = o.profile_file](const affinity::fs::PrefetchEngine::LoadDone& done) {
       std::ifstream in(path, std::ios::binary);
       std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!in.good() && !in.eof()) return affinity::IoError("cannot read --profile '" + path + "'");
-      return bytes;
+      if (!in.good() && !in.eof()) return done(affinity::IoError("cannot read --profile '" + path + "'"));
+      done(std::move(bytes));
     };
   }
-  return [client, vm = o.vm, timeout = o.timeout]() -> affinity::Result<std::string> {
+  return [client, vm = o.vm, timeout = o.timeout](affinity::fs::PrefetchEngine::LoadDone done) {
     affinity::fetcher::Request request;
     request.path = "/v1/vms/" + vm + "/profile";
     request.deadline = std::chrono::steady_clock::now() + timeout;
-    auto outcome = client->Fetch(request);
-    if (!outcome.status.ok()) return outcome.status.WithContext("GET " + request.path);
-    const auto& body = outcome.response.body;
-    return std::string(body.begin(), body.end());
+    client->Submit(request, [done = std::move(done), path = request.path](affinity::fetcher::FetchOutcome outcome) {
+      if (!outcome.status.ok()) return done(outcome.status.WithContext("GET " + path));
+      const auto& body = outcome.response.body;
+      done(std::string(body.begin(), body.end()));
+    });
   };
 }
 

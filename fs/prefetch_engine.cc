@@ -267,7 +267,20 @@ void PrefetchEngine::OnRead(uint32_t image, uint64_t offset, uint64_t length) {
 }
 
 void PrefetchEngine::Run(Loader load) {
-  auto encoded = load();
+  load([this](Result<std::string> r) {
+    {
+      std::lock_guard lock(mu_);
+      loaded_.emplace(std::move(r));
+    }
+    cv_.notify_all();
+  });
+  Result<std::string> encoded = Cancelled("unmounted before the profile arrived");
+  {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return stop_ || loaded_.has_value(); });
+    if (stop_) return;
+    encoded = std::move(*loaded_);
+  }
   Status s = encoded.ok() ? LoadPlan(*encoded) : encoded.status();
   if (!s.ok()) {
     spdlog::warn("prefetch: no profile ({}); serving on demand only", s.ToString());

@@ -41,6 +41,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <unordered_map>
@@ -86,14 +87,19 @@ struct PrefetchStats {
 
 class PrefetchEngine {
  public:
-  using Loader = std::function<Result<std::string>()>;  // the encoded profile
+  // Gets the encoded profile and calls `done` with it exactly once, on any
+  // thread, possibly before returning (a file) or later (a request).
+  using LoadDone = std::function<void(Result<std::string>)>;
+  using Loader = std::function<void(LoadDone done)>;
 
   PrefetchEngine(VmCache* cache, PrefetchEngineOptions options);
   ~PrefetchEngine();
   PrefetchEngine(const PrefetchEngine&) = delete;
   PrefetchEngine& operator=(const PrefetchEngine&) = delete;
 
-  // Starts the engine thread, which first runs `load` (it may block on the network).
+  // Starts the engine thread, which first runs `load` and waits for its
+  // result (or for Stop: a storage host that does not answer does not hold
+  // up an unmount).
   void Start(Loader load);
   void Stop();
 
@@ -138,6 +144,7 @@ class PrefetchEngine {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   bool stop_ = false;                                              // guarded by mu_
+  std::optional<Result<std::string>> loaded_;                      // guarded by mu_
   std::vector<ImageState> images_;                                 // guarded by mu_
   std::unique_ptr<profile::Profile> profile_;                      // set once by the engine thread
   std::unique_ptr<profile::SuccessorIndex> successors_;

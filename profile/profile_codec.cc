@@ -241,6 +241,10 @@ std::string EncodeProfile(const Profile& p) {
            {"signatures", sigs},
            {"images", images}};
   const std::vector<uint8_t> cbor = json::to_cbor(doc);
+  return SealProfileDocument(std::string_view(reinterpret_cast<const char*>(cbor.data()), cbor.size()));
+}
+
+std::string SealProfileDocument(std::string_view cbor) {
   std::vector<uint8_t> packed(ZSTD_compressBound(cbor.size()));
   const size_t n = ZSTD_compress(packed.data(), packed.size(), cbor.data(), cbor.size(), kZstdLevel);
   // Compressing into a ZSTD_compressBound buffer cannot fail except on OOM.

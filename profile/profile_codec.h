@@ -31,6 +31,9 @@ inline constexpr const char* kProfileMediaType = "application/vnd.affinity.profi
 
 std::string EncodeProfile(const Profile& profile);
 Result<Profile> DecodeProfile(std::string_view bytes);
+// The envelope around a CBOR document (EncodeProfile's last step; the fuzz
+// target uses it to reach the document parser behind the digest).
+std::string SealProfileDocument(std::string_view cbor);
 
 // The first 16 hex digits of the SHA-256 of the encoded profile: what the
 // destination shows as user.affinity.profile_version.

@@ -67,6 +67,18 @@ TEST(StatsFormat, TableIsAlignedInTheGivenOrder) {
   EXPECT_EQ(FormatTable({}), "");
 }
 
+TEST(StatsFormat, PrefetchProgressBar) {
+  Attributes a = {{"prefetch_state", "running"},      {"prefetch_planned_bytes", "4194304"},
+                  {"prefetch_done_bytes", "1048576"}, {"prefetch_queued", "48"},
+                  {"prefetch_accuracy", "0.9000"},    {"prefetch_coverage", "0.7500"}};
+  EXPECT_EQ(FormatPrefetchProgress(a, 20),
+            "prefetch [#####...............]  25% 1 MiB of 4 MiB, 48 queued, running, accuracy 90.00%, "
+            "coverage 75.00%\n");
+  a[0].second = "off";
+  EXPECT_EQ(FormatPrefetchProgress(a, 20), "");
+  EXPECT_EQ(FormatPrefetchProgress({{"hits", "1"}}, 20), "") << "an image file has no prefetch line";
+}
+
 TEST(StatsFormat, JsonHasNumbersAsNumbersAndKeepsOrder) {
   Attributes a = {{"hits", "3"},        {"hit_ratio", "0.5000"}, {"vm", "vm-42"},
                   {"storage_url", "https://127.0.0.1:8443"}, {"delta", "-7"}, {"odd", "inf"}};

@@ -1,0 +1,145 @@
+// The prefetch engine end to end: a first run's reads reach the storage
+// host's profiler; a second mount (an empty cache, as on a destination)
+// gets the profile from the storage host and prefetches those blocks before
+// the VM asks, and its reads of them are cache hits. A profile that cannot be
+// used leaves the mount serving on demand. Real daemons, real TLS, real FUSE.
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "profile/profile_codec.h"
+#include "tests/fs/read_path_fixture.h"
+#include "tests/support/curl_test_client.h"
+
+namespace affinity::testing {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+std::string Ratio(uint64_t num, uint64_t den) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.4f", static_cast<double>(num) / static_cast<double>(den));
+  return buf;
+}
+
+void WriteFile(const std::string& path, const std::string& text) {
+  FILE* f = std::fopen(path.c_str(), "wb");
+  ASSERT_NE(f, nullptr);
+  std::fwrite(text.data(), 1, text.size(), f);
+  std::fclose(f);
+}
+
+class PrefetchTest : public ReadPathTest {
+ protected:
+  // O_DIRECT 4 KiB reads of data.raw, each checked against the source.
+  void ReadAt(const std::vector<uint64_t>& offsets) {
+    int fd = ::open(MountPath("data.raw").c_str(), O_RDONLY | O_DIRECT);
+    ASSERT_GE(fd, 0);
+    void* buf = nullptr;
+    ASSERT_EQ(::posix_memalign(&buf, 4096, 4096), 0);
+    for (uint64_t off : offsets) {
+      ASSERT_EQ(::pread(fd, buf, 4096, static_cast<off_t>(off)), 4096);
+      EXPECT_EQ(std::memcmp(buf, data_bytes_.data() + off, 4096), 0) << "offset " << off;
+    }
+    std::free(buf);
+    ::close(fd);
+  }
+
+  bool WaitForXattr(const std::string& name, const std::string& value) {
+    auto until = Clock::now() + std::chrono::seconds(15);
+    while (Xattr(mnt_, name) != value && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    return Xattr(mnt_, name) == value;
+  }
+
+  uint64_t Num(const std::string& path, const std::string& name) { return std::stoull(Xattr(path, name)); }
+
+  // Offsets spread over data.raw, far apart (no read-ahead can cover them).
+  const std::vector<uint64_t> kHot = {0, 512 << 10, 1 << 20, (1 << 20) + (384 << 10), 2 << 20, (3 << 20) - 4096};
+};
+
+TEST_F(PrefetchTest, ADestinationPrefetchesWhatThePreviousRunReadAndHitsIt) {
+  StartServer();
+  Client admin(certs_, certs_.admin_cert, certs_.admin_key);
+  {
+    auto first = Mount({"--prefetch", "off", "--readahead", "0", "--chunk-size", "64K", "--upload-interval", "0.2"});
+    ReadAt(kHot);
+    auto until = Clock::now() + std::chrono::seconds(10);
+    while (Xattr(mnt_, "accesses_uploaded") != std::to_string(kHot.size()) && Clock::now() < until) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    ASSERT_EQ(Xattr(mnt_, "accesses_uploaded"), std::to_string(kHot.size()));
+  }
+
+  auto served = admin.Get(server_->url() + "/v1/vms/vm-42/profile");
+  ASSERT_EQ(served.status, 200) << served.body;
+  auto profile = profile::DecodeProfile(served.body);
+  ASSERT_TRUE(profile.ok()) << profile.status().ToString();
+  // Seen by an admin, the run that uploaded minutes ago is the live one (the
+  // run a migration would move); a destination host sees it as history.
+  EXPECT_EQ(profile->sessions + (profile->live_session.empty() ? 0 : 1), 1u);
+  EXPECT_EQ(served.headers["affinity-profile-id"], profile::ProfileId(served.body));
+
+  cache_ = dir_ / "cache-destination";  // an empty cache: the destination host
+  auto mount = Mount({"--readahead", "0", "--chunk-size", "64K"});
+  ASSERT_TRUE(WaitForXattr("prefetch_state", "idle")) << Xattr(mnt_, "prefetch_state") << " "
+                                                       << Xattr(mnt_, "prefetch_error");
+  EXPECT_EQ(Xattr(mnt_, "profile_version").size(), 16u) << "the id of the profile the storage host built for us";
+  EXPECT_EQ(Num(mnt_, "prefetch_done_bytes"), kHot.size() * 65536);
+  const uint64_t misses = Num(MountPath("data.raw"), "misses");
+  ReadAt(kHot);
+  EXPECT_EQ(Num(MountPath("data.raw"), "misses"), misses) << "every predicted read must be a hit";
+  EXPECT_EQ(Xattr(mnt_, "prefetch_used_bytes"), Xattr(mnt_, "prefetch_done_bytes"));
+  EXPECT_EQ(Xattr(mnt_, "prefetch_accuracy"), "1.0000");
+  EXPECT_EQ(Xattr(mnt_, "prefetch_coverage"), "1.0000");
+  EXPECT_EQ(Xattr(mnt_, "demand_misses_while_queued"), "0");
+  // Something the profile did not predict is still served, on demand.
+  const uint64_t other = (2 << 20) + (700 << 10);
+  ReadAt({other});
+  EXPECT_EQ(Num(MountPath("data.raw"), "misses"), misses + 1);
+  EXPECT_EQ(Xattr(mnt_, "prefetch_coverage"), Ratio(kHot.size(), kHot.size() + 1));
+}
+
+TEST_F(PrefetchTest, ABadProfileLeavesTheMountServingOnDemand) {
+  StartServer();
+  const std::string bad = dir_ / "bad.profile";
+  WriteFile(bad, "this is not a profile");
+  auto mount = Mount({"--profile", bad, "--readahead", "0"});
+  ASSERT_TRUE(WaitForXattr("prefetch_state", "error"));
+  EXPECT_NE(Xattr(mnt_, "prefetch_error").find("profile"), std::string::npos) << Xattr(mnt_, "prefetch_error");
+  EXPECT_EQ(Xattr(mnt_, "profile_version"), "none");
+  ReadAt(kHot);  // bytes still right
+}
+
+TEST_F(PrefetchTest, TheProfileEndpointChecksWhoAsksAndWhatIsImported) {
+  StartServer();
+  Client admin(certs_, certs_.admin_cert, certs_.admin_key);
+  Client host(certs_, certs_.client_cert, certs_.client_key);
+  EXPECT_EQ(host.Get(server_->url() + "/v1/vms/vm-42/profile").status, 401) << "no grant, no profile";
+  // With no history, an imported profile is served as it is.
+  profile::Profile p;
+  p.vm = "vm-42";
+  p.images.push_back({"data.raw", {{.block = 3, .score = 1, .support = 1}}, {}});
+  const std::string encoded = profile::EncodeProfile(p);
+  RequestOptions put;
+  put.method = "PUT";
+  put.body = encoded;
+  EXPECT_EQ(admin.Perform(server_->url() + "/v1/vms/vm-42/profile", put).status, 200);
+  EXPECT_EQ(admin.Get(server_->url() + "/v1/vms/vm-42/profile").body, encoded);
+  put.body = "garbage";
+  auto refused = admin.Perform(server_->url() + "/v1/vms/vm-42/profile", put);
+  EXPECT_EQ(refused.status, 400);
+  p.vm = "vm-7";
+  put.body = profile::EncodeProfile(p);
+  EXPECT_EQ(admin.Perform(server_->url() + "/v1/vms/vm-42/profile", put).status, 400) << "another VM's profile";
+  put.body = encoded;
+  EXPECT_EQ(host.Perform(server_->url() + "/v1/vms/vm-42/profile", put).status, 403) << "only an admin imports";
+}
+
+}  // namespace
+}  // namespace affinity::testing
