@@ -21,6 +21,17 @@ constexpr int kZstdLevel = 9;
 
 uint64_t Quantize(double v, double scale) { return static_cast<uint64_t>(std::llround(std::max(0.0, v) * scale)); }
 
+// nlohmann's CBOR reader can still throw (e.g. from the DOM builder) with
+// allow_exceptions=false; any exception means the input is not a profile.
+template <typename Bytes>
+json ParseCbor(const Bytes& bytes) {
+  try {
+    return json::from_cbor(bytes, /*strict=*/true, /*allow_exceptions=*/false);
+  } catch (const json::exception&) {
+    return json(json::value_t::discarded);
+  }
+}
+
 std::vector<uint8_t> ToBytes(std::string_view s) { return {s.begin(), s.end()}; }
 
 json EncodeImage(const ImageProfile& img) {
@@ -169,6 +180,7 @@ Result<Profile> DecodeDocument(const json& j) {
   auto vm = Text(j, "vm", 128);
   if (!vm.ok()) return vm.status();
   p.vm = *vm;
+  if (Status s = ValidateName("vm", p.vm); !s.ok()) return InvalidArgument("profile: " + s.message());
   auto built = Unsigned(j, "built_ms", INT64_MAX);
   auto target = Unsigned(j, "target_ms", INT64_MAX);
   auto block_size = Unsigned(j, "block_size", 4 << 20);
@@ -263,7 +275,7 @@ Result<Profile> DecodeProfile(std::string_view bytes) {
     return InvalidArgument("profile: " + std::to_string(bytes.size()) + " bytes is over the limit of " +
                            std::to_string(kMaxEncodedProfileBytes));
   }
-  const json envelope = json::from_cbor(ToBytes(bytes), /*strict=*/true, /*allow_exceptions=*/false);
+  const json envelope = ParseCbor(ToBytes(bytes));
   if (envelope.is_discarded() || !envelope.is_object()) return InvalidArgument("profile: not a CBOR profile envelope");
   auto format = envelope.find("format");
   if (format == envelope.end() || *format != "affinity-profile") {
@@ -294,7 +306,7 @@ Result<Profile> DecodeProfile(std::string_view bytes) {
   std::vector<uint8_t> cbor(size);
   const size_t n = ZSTD_decompress(cbor.data(), cbor.size(), data.data(), data.size());
   if (ZSTD_isError(n) || n != size) return InvalidArgument("profile: the zstd frame does not decompress");
-  const json doc = json::from_cbor(cbor, /*strict=*/true, /*allow_exceptions=*/false);
+  const json doc = ParseCbor(cbor);
   if (doc.is_discarded()) return InvalidArgument("profile: the contents are not CBOR");
   return DecodeDocument(doc);
 }
