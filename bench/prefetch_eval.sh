@@ -18,6 +18,7 @@
 #
 # Usage: bench/prefetch_eval.sh [BUILD_DIR] [TRACES_DIR] > results.md
 # Env: RTTS="0.5 2" BANDWIDTH=125M (1 Gbit/s) CHUNK=64K CUT=30 LEAD=5 RAW=FILE (JSON lines)
+#      SYSTEMS="local cold last-trace engine"
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=bench/lib.sh
@@ -29,6 +30,7 @@ bandwidth=${BANDWIDTH:-125M}
 chunk=${CHUNK:-64K}
 cut=${CUT:-30}
 lead=${LEAD:-5}
+systems=${SYSTEMS:-local cold last-trace engine}
 bin=$(cd "$build/bin" && pwd)
 work=$(mktemp -d /tmp/affinity-prefetch.XXXXXX)
 raw=${RAW:-$work/raw.jsonl}
@@ -109,7 +111,7 @@ for rtt in $rtts; do
   start_storaged "$bin/affinity-storaged" "$work/root" "$work/state" "$work/certs" --test-delay-ms "$rtt" \
     --test-bandwidth "$bandwidth"
   url="https://127.0.0.1:$STORAGED_PORT"
-  for system in local cold last-trace engine; do
+  for system in $systems; do
     for mode in timed fast; do
       run boot "$rtt" "$system" "${boots[n-1]}" 0 "$mode"
       [ "${#dbs[@]}" -ge 2 ] && run db "$rtt" "$system" "${dbs[${#dbs[@]}-1]}" "$cut" "$mode"

@@ -157,8 +157,11 @@ void PrefetchEngine::IssueLocked(std::unique_lock<std::mutex>& lock, const Item&
   std::shared_ptr<ImageCache> cache = st.cache;
   const uint32_t image = item.image;
   lock.unlock();
-  size_t runs = cache->Prefetch(item.chunk, last_chunk, PriorityOf(item.cls), Clock::now() + options_.fetch_timeout,
-                                [this, image](uint32_t a, uint32_t b, const Status& s) { OnFetched(image, a, b, s); });
+  const auto sent = Clock::now();
+  size_t runs = cache->Prefetch(item.chunk, last_chunk, PriorityOf(item.cls), sent + options_.fetch_timeout,
+                                [this, image, sent](uint32_t a, uint32_t b, const Status& s) {
+                                  OnFetched(image, a, b, s, Clock::now() - sent);
+                                });
   lock.lock();
   // Runs, not one request: chunks present in between split the range.
   inflight_ += static_cast<int64_t>(runs) - 1;
@@ -167,11 +170,24 @@ void PrefetchEngine::IssueLocked(std::unique_lock<std::mutex>& lock, const Item&
   }
 }
 
-void PrefetchEngine::OnFetched(uint32_t image, uint32_t first, uint32_t last, const Status& status) {
+void PrefetchEngine::OnFetched(uint32_t image, uint32_t first, uint32_t last, const Status& status,
+                               Clock::duration took) {
   {
     std::lock_guard lock(mu_);
     ImageState& st = images_[image];
     --inflight_;
+    if (status.ok()) {
+      // The round trip, as the cost model sees it: the reply's time minus
+      // its bytes' transfer time at the assumed link rate.
+      uint64_t bytes = 0;
+      for (uint32_t c = first; c <= last; ++c) bytes += ChunkBytes(image, c);
+      const double ms = std::chrono::duration<double, std::milli>(took).count() -
+                        static_cast<double>(bytes) / options_.link_bytes_per_ms;
+      const double sample = std::max(0.05, ms);
+      rtt_ms_ = rtt_ms_ < 0 ? sample : 0.8 * rtt_ms_ + 0.2 * sample;
+      policy_.SetLink({rtt_ms_, options_.link_bytes_per_ms});
+      stats_.link_rtt_ms = rtt_ms_;
+    }
     for (uint32_t c = first; c <= last; ++c) {
       st.issued.remove(c);
       if (!status.ok()) continue;
@@ -310,6 +326,11 @@ void PrefetchEngine::Run(Loader load) {
         } else {
           policy_.OnLateDemandMiss();
         }
+        demand_busy_ = 0.9 * demand_busy_ + 0.1 * (unplanned_misses_ > 0 ? 1.0 : 0.0);
+        policy_.SetDemandBusy(demand_busy_);
+        stats_.demand_busy = demand_busy_;
+        const CacheBudget& budget = cache_->budget();
+        if (budget.limit() > 0) policy_.SetCacheFree(budget.limit() - std::min(budget.limit(), budget.used()) + 1);
       }
       unplanned_misses_ = 0;
       last_tick = now;

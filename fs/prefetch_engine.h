@@ -81,6 +81,8 @@ struct PrefetchStats {
   uint64_t first_reads = 0;    // chunks read for the first time this session
   uint64_t first_read_hits = 0;  // ... that were already in the cache
   uint32_t window = 0;
+  double link_rtt_ms = 0;      // estimated from prefetch replies (the cost model's RTT)
+  double demand_busy = 0;      // share of recent ticks in which demand missed unplanned chunks
   double accuracy() const { return done_bytes == 0 ? 0 : static_cast<double>(used_bytes) / done_bytes; }
   double coverage() const { return first_reads == 0 ? 0 : static_cast<double>(first_read_hits) / first_reads; }
 };
@@ -133,7 +135,7 @@ class PrefetchEngine {
   // Under mu_: the next item to fetch, with adjacent items of its class merged.
   bool NextRunLocked(Item& first, uint32_t& last_chunk);
   void IssueLocked(std::unique_lock<std::mutex>& lock, const Item& item, uint32_t last_chunk);
-  void OnFetched(uint32_t image, uint32_t first, uint32_t last, const Status& status);
+  void OnFetched(uint32_t image, uint32_t first, uint32_t last, const Status& status, Clock::duration took);
   void MatureLocked(Clock::time_point now);
   void QueueSuccessorsLocked(uint32_t image, uint32_t chunk);
   uint64_t ChunkBytes(uint32_t image, uint32_t chunk) const;
@@ -156,6 +158,8 @@ class PrefetchEngine {
   int64_t inflight_ = 0;                                           // guarded by mu_; may dip below 0 briefly
   uint64_t unplanned_misses_ = 0;                                  // guarded by mu_; since the last tick
   double background_tokens_ = 0;                                   // guarded by mu_
+  double rtt_ms_ = -1;                                             // guarded by mu_; EWMA, -1 = no sample yet
+  double demand_busy_ = 0;                                         // guarded by mu_; EWMA over ticks
   std::thread thread_;
 };
 

@@ -66,6 +66,7 @@ class VmCache {
   // Drop every cached chunk overlapping [offset, offset+length) of `image`.
   Status InvalidateRange(const std::string& image, uint64_t offset, uint64_t length, ImageCache::Deadline deadline);
   const VmCacheOptions& options() const { return options_; }
+  const CacheBudget& budget() const { return *budget_; }
 
  private:
   VmCache() = default;
