@@ -11,7 +11,11 @@ namespace {
 
 using profile::PrefetchClass;
 
-constexpr uint32_t kMaxRunChunkBytes = 1 << 20;  // one prefetch request covers at most 1 MiB
+// One prefetch request covers at most 256 KiB, and prefetch keeps at most
+// InflightByteCap() on the wire: a demand reply queued behind them on the
+// link waits for that much, never for the plan.
+constexpr uint32_t kMaxRunChunkBytes = 256 << 10;
+constexpr uint64_t kMinInflightBytes = 1 << 20;
 constexpr size_t kMaxSuccessorQueue = 1024;
 
 uint64_t Key(uint32_t image, uint32_t chunk) { return (uint64_t{image} << 32) | chunk; }
@@ -150,9 +154,19 @@ bool PrefetchEngine::NextRunLocked(Item& first, uint32_t& last_chunk) {
   return false;
 }
 
+uint64_t PrefetchEngine::InflightByteCap() const {
+  // Twice the bandwidth-delay product keeps the link busy; more would only
+  // sit in front of demand replies.
+  const double bdp = options_.link_bytes_per_ms * std::max(0.0, rtt_ms_);
+  return std::max<uint64_t>(kMinInflightBytes, static_cast<uint64_t>(2 * bdp));
+}
+
 void PrefetchEngine::IssueLocked(std::unique_lock<std::mutex>& lock, const Item& item, uint32_t last_chunk) {
   ImageState& st = images_[item.image];
   st.issued.addRange(item.chunk, uint64_t{last_chunk} + 1);
+  uint64_t bytes = 0;
+  for (uint32_t c = item.chunk; c <= last_chunk; ++c) bytes += ChunkBytes(item.image, c);
+  inflight_bytes_ += static_cast<int64_t>(bytes);
   ++inflight_;  // held until we know how many runs started (their callbacks may come first)
   std::shared_ptr<ImageCache> cache = st.cache;
   const uint32_t image = item.image;
@@ -167,6 +181,7 @@ void PrefetchEngine::IssueLocked(std::unique_lock<std::mutex>& lock, const Item&
   inflight_ += static_cast<int64_t>(runs) - 1;
   if (runs == 0) {
     for (uint32_t c = item.chunk; c <= last_chunk; ++c) images_[image].issued.remove(c);
+    inflight_bytes_ -= static_cast<int64_t>(bytes);
   }
 }
 
@@ -176,6 +191,7 @@ void PrefetchEngine::OnFetched(uint32_t image, uint32_t first, uint32_t last, co
     std::lock_guard lock(mu_);
     ImageState& st = images_[image];
     --inflight_;
+    for (uint32_t c = first; c <= last; ++c) inflight_bytes_ -= static_cast<int64_t>(ChunkBytes(image, c));
     if (status.ok()) {
       // The round trip, as the cost model sees it: the reply's time minus
       // its bytes' transfer time at the assumed link rate.
@@ -340,7 +356,10 @@ void PrefetchEngine::Run(Loader load) {
     stats_.window = window;
     Item item{};
     uint32_t last = 0;
-    while (inflight_ < static_cast<int64_t>(window) && NextRunLocked(item, last)) IssueLocked(lock, item, last);
+    while (inflight_ < static_cast<int64_t>(window) && inflight_bytes_ < static_cast<int64_t>(InflightByteCap()) &&
+           NextRunLocked(item, last)) {
+      IssueLocked(lock, item, last);
+    }
     stats_.inflight = static_cast<uint64_t>(std::max<int64_t>(0, inflight_));
     uint64_t queued = 0;
     for (const ImageState& st : images_) queued += st.queued.cardinality();

@@ -8,8 +8,10 @@
 //
 // Demand first: the engine keeps its queue itself and hands the fetcher at
 // most `window` prefetch requests at a time (never more than the fetcher's
-// prefetch slots), so a prefetch never waits in the fetcher's queue ahead of
-// a demand read; demand requests also have connections reserved for them. A
+// prefetch slots) and at most max(1 MiB, 2 x bandwidth x RTT) of prefetch
+// bytes, so a prefetch never waits in the fetcher's queue ahead of a demand
+// read, and a demand reply never queues on the link behind more than that;
+// demand requests also have connections reserved for them. A
 // read of a chunk the engine has queued but not sent is fetched as demand at
 // once (counted in demand_misses_while_queued, and the window grows: the
 // engine is behind). A read that misses a chunk the plan did not have halves
@@ -139,6 +141,7 @@ class PrefetchEngine {
   void MatureLocked(Clock::time_point now);
   void QueueSuccessorsLocked(uint32_t image, uint32_t chunk);
   uint64_t ChunkBytes(uint32_t image, uint32_t chunk) const;
+  uint64_t InflightByteCap() const;  // under mu_
 
   VmCache* const cache_;
   const PrefetchEngineOptions options_;
@@ -156,6 +159,7 @@ class PrefetchEngine {
   profile::PrefetchPolicy policy_;                                 // guarded by mu_
   PrefetchStats stats_;                                            // guarded by mu_
   int64_t inflight_ = 0;                                           // guarded by mu_; may dip below 0 briefly
+  int64_t inflight_bytes_ = 0;                                     // guarded by mu_; idem
   uint64_t unplanned_misses_ = 0;                                  // guarded by mu_; since the last tick
   double background_tokens_ = 0;                                   // guarded by mu_
   double rtt_ms_ = -1;                                             // guarded by mu_; EWMA, -1 = no sample yet

@@ -105,6 +105,32 @@ TEST_F(PrefetchTest, ADestinationPrefetchesWhatThePreviousRunReadAndHitsIt) {
   EXPECT_EQ(Xattr(mnt_, "prefetch_coverage"), Ratio(kHot.size(), kHot.size() + 1));
 }
 
+// On a slow link (4 MB/s, 20 ms), a plan of all of root.raw (8 MiB, over 2 s
+// of transfer) is running when the VM reads data.raw: that read waits for at
+// most the engine's in-flight bytes (1 MiB, 0.25 s) and its own round trip,
+// not for the plan. The bound (1 s) leaves 4x room either way.
+TEST_F(PrefetchTest, ADemandReadNeverWaitsBehindThePlan) {
+  StartServer({"--test-delay-ms", "20", "--test-bandwidth", "4M"});
+  profile::Profile p;
+  p.vm = kVm;
+  profile::ImageProfile root{"root.raw", {}, {}};
+  for (uint32_t b = 0; b < kRootSize / profile::kProfileBlockSize; ++b) {
+    root.blocks.push_back({.block = b, .score = 1, .support = 1, .boot_support = 1, .first_ms = b});
+  }
+  p.images.push_back(root);
+  const std::string file = dir_ / "plan.profile";
+  WriteFile(file, profile::EncodeProfile(p));
+  auto mount = Mount({"--profile", file, "--readahead", "0", "--chunk-size", "64K"});
+  ASSERT_TRUE(WaitForXattr("prefetch_state", "running"));
+  std::this_thread::sleep_for(std::chrono::milliseconds(300));  // the link is full of prefetch by now
+  const auto t0 = Clock::now();
+  ReadAt({1 << 20});
+  const double waited = std::chrono::duration<double>(Clock::now() - t0).count();
+  EXPECT_LT(Num(mnt_, "prefetch_done_bytes"), Num(mnt_, "prefetch_planned_bytes")) << "the plan must still be running";
+  EXPECT_LT(waited, 1.0) << "the demand read waited behind the prefetch plan";
+  EXPECT_EQ(Xattr(mnt_, "prefetch_state"), "running");
+}
+
 TEST_F(PrefetchTest, ABadProfileLeavesTheMountServingOnDemand) {
   StartServer();
   const std::string bad = dir_ / "bad.profile";
