@@ -437,10 +437,12 @@ void ImageCache::NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline
   StartFlights(started, fetcher::Priority::kEarly, deadline);
 }
 
-size_t ImageCache::Prefetch(uint32_t first, uint32_t last, fetcher::Priority priority, Deadline deadline,
-                            const std::function<void(uint32_t, uint32_t, const Status&)>& done) {
-  if (access_ != nullptr && access_->revoked()) return 0;
-  if (first >= chunk_count_) return 0;
+std::vector<std::pair<uint32_t, uint32_t>> ImageCache::Prefetch(
+    uint32_t first, uint32_t last, fetcher::Priority priority, Deadline deadline,
+    const std::function<void(uint32_t, uint32_t, const Status&)>& done) {
+  std::vector<std::pair<uint32_t, uint32_t>> runs;
+  if (access_ != nullptr && access_->revoked()) return runs;
+  if (first >= chunk_count_) return runs;
   last = std::min(last, chunk_count_ - 1);
   std::vector<std::shared_ptr<Flight>> started;
   {
@@ -448,10 +450,11 @@ size_t ImageCache::Prefetch(uint32_t first, uint32_t last, fetcher::Priority pri
     PlanRunsLocked(first, last, ChunkOrigin::kPrefetch, kMaxReadaheadRunBytes, started);
   }
   for (const auto& f : started) {
-    f->on_done = [done, a = f->first, b = f->first + f->count - 1](const Status& s) { done(a, b, s); };
+    runs.emplace_back(f->first, f->first + f->count - 1);
+    f->on_done = [done, a = runs.back().first, b = runs.back().second](const Status& s) { done(a, b, s); };
   }
   StartFlights(started, priority, deadline);
-  return started.size();
+  return runs;
 }
 
 bool ImageCache::IsPresent(uint32_t idx) const {

@@ -110,9 +110,10 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   // Prefetch engine: fetches the absent, not in-flight chunks of
   // [first, last] (runs of adjacent chunks, one request each) at `priority`;
   // `done(first, last, status)` runs on the fetch thread when each run landed.
-  // Returns how many runs were started (0: nothing was missing).
-  size_t Prefetch(uint32_t first, uint32_t last, fetcher::Priority priority, Deadline deadline,
-                  const std::function<void(uint32_t, uint32_t, const Status&)>& done);
+  // Returns the runs started, [first, last] each (none: nothing was missing).
+  std::vector<std::pair<uint32_t, uint32_t>> Prefetch(uint32_t first, uint32_t last, fetcher::Priority priority,
+                                                      Deadline deadline,
+                                                      const std::function<void(uint32_t, uint32_t, const Status&)>& done);
   bool IsPresent(uint32_t idx) const;
   bool IsInFlight(uint32_t idx) const;
 

@@ -164,24 +164,29 @@ uint64_t PrefetchEngine::InflightByteCap() const {
 void PrefetchEngine::IssueLocked(std::unique_lock<std::mutex>& lock, const Item& item, uint32_t last_chunk) {
   ImageState& st = images_[item.image];
   st.issued.addRange(item.chunk, uint64_t{last_chunk} + 1);
-  uint64_t bytes = 0;
-  for (uint32_t c = item.chunk; c <= last_chunk; ++c) bytes += ChunkBytes(item.image, c);
-  inflight_bytes_ += static_cast<int64_t>(bytes);
+  for (uint32_t c = item.chunk; c <= last_chunk; ++c) inflight_bytes_ += static_cast<int64_t>(ChunkBytes(item.image, c));
   ++inflight_;  // held until we know how many runs started (their callbacks may come first)
   std::shared_ptr<ImageCache> cache = st.cache;
   const uint32_t image = item.image;
   lock.unlock();
   const auto sent = Clock::now();
-  size_t runs = cache->Prefetch(item.chunk, last_chunk, PriorityOf(item.cls), sent + options_.fetch_timeout,
-                                [this, image, sent](uint32_t a, uint32_t b, const Status& s) {
-                                  OnFetched(image, a, b, s, Clock::now() - sent);
-                                });
+  const auto runs = cache->Prefetch(item.chunk, last_chunk, PriorityOf(item.cls), sent + options_.fetch_timeout,
+                                    [this, image, sent](uint32_t a, uint32_t b, const Status& s) {
+                                      OnFetched(image, a, b, s, Clock::now() - sent);
+                                    });
   lock.lock();
-  // Runs, not one request: chunks present in between split the range.
-  inflight_ += static_cast<int64_t>(runs) - 1;
-  if (runs == 0) {
-    for (uint32_t c = item.chunk; c <= last_chunk; ++c) images_[image].issued.remove(c);
-    inflight_bytes_ -= static_cast<int64_t>(bytes);
+  // Settle the provisional accounting with what really started (chunks
+  // present or in flight meanwhile split the range into runs, or leave
+  // nothing). Runs that already landed have settled their own part in
+  // OnFetched; here only the chunks no run covers are taken back.
+  inflight_ += static_cast<int64_t>(runs.size()) - 1;
+  ImageState& now = images_[image];
+  size_t r = 0;
+  for (uint32_t c = item.chunk; c <= last_chunk; ++c) {
+    while (r < runs.size() && runs[r].second < c) ++r;
+    if (r < runs.size() && runs[r].first <= c) continue;  // in a run
+    now.issued.remove(c);
+    inflight_bytes_ -= static_cast<int64_t>(ChunkBytes(image, c));
   }
 }
 

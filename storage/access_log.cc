@@ -21,7 +21,10 @@ Result<std::unique_ptr<AccessLog>> AccessLog::Open(const std::string& state_dir)
       " PRIMARY KEY(session, seq)) WITHOUT ROWID;"
       "CREATE INDEX IF NOT EXISTS sessions_by_vm ON sessions(vm);"
       "CREATE TABLE IF NOT EXISTS imported_profiles(vm TEXT PRIMARY KEY, profile BLOB NOT NULL,"
-      " imported_ms INTEGER NOT NULL);");
+      " imported_ms INTEGER NOT NULL);"
+      "CREATE TABLE IF NOT EXISTS served(vm TEXT NOT NULL, holder TEXT NOT NULL, image TEXT NOT NULL,"
+      " offset INTEGER NOT NULL, length INTEGER NOT NULL, at_ms INTEGER NOT NULL);"
+      "CREATE INDEX IF NOT EXISTS served_by_vm ON served(vm, holder, at_ms);");
   if (!s.ok()) return s;
   // Columns added after the first release: a session's kind and when it last
   // uploaded (the live session of a migration is the one still uploading).
@@ -162,6 +165,96 @@ Result<std::vector<profile::SessionTrace>> AccessLog::RecentSessions(const std::
   }
   std::reverse(out.begin(), out.end());  // oldest first
   return out;
+}
+
+namespace {
+constexpr int64_t kServedRetentionMs = 30LL * 24 * 3600 * 1000;
+constexpr int64_t kServedRunGapMs = 10 * 60 * 1000;
+constexpr int64_t kOverlapSlackMs = 60 * 1000;
+}  // namespace
+
+Status AccessLog::RecordServed(const std::vector<ServedRead>& reads) {
+  std::lock_guard lock(mu_);
+  Status s = db_->Exec("BEGIN IMMEDIATE");
+  if (!s.ok()) return s;
+  auto put = db_->Prepare("INSERT INTO served(vm, holder, image, offset, length, at_ms) VALUES(?1,?2,?3,?4,?5,?6)");
+  if (!put.ok()) {
+    (void)db_->Exec("ROLLBACK");
+    return put.status();
+  }
+  for (const ServedRead& r : reads) {
+    s = put->Bind(1, r.vm)
+            .Bind(2, r.holder)
+            .Bind(3, r.image)
+            .Bind(4, static_cast<int64_t>(r.offset))
+            .Bind(5, static_cast<int64_t>(r.length))
+            .Bind(6, r.at_ms)
+            .Run();
+    if (!s.ok()) {
+      (void)db_->Exec("ROLLBACK");
+      return s;
+    }
+  }
+  auto prune = db_->Prepare("DELETE FROM served WHERE at_ms < ?1");
+  if (prune.ok()) s = prune->Bind(1, reads.back().at_ms - kServedRetentionMs).Run();
+  if (!prune.ok() || !s.ok()) {
+    (void)db_->Exec("ROLLBACK");
+    return prune.ok() ? s : prune.status();
+  }
+  return db_->Exec("COMMIT");
+}
+
+Result<std::vector<profile::SessionTrace>> AccessLog::ServedSessions(const std::string& vm,
+                                                                     const std::vector<profile::SessionTrace>& uploaded,
+                                                                     size_t max_sessions) {
+  std::vector<profile::SessionTrace> runs;
+  {
+    std::lock_guard lock(mu_);
+    auto st = db_->Prepare("SELECT holder, image, offset, length, at_ms FROM served WHERE vm = ?1 ORDER BY holder, at_ms");
+    if (!st.ok()) return st.status();
+    st->Bind(1, vm);
+    std::string holder;
+    int64_t last_ms = 0;
+    for (;;) {
+      auto row = st->Step();
+      if (!row.ok()) return row.status();
+      if (!*row) break;
+      const std::string h = st->ColumnText(0);
+      const int64_t at = st->ColumnInt64(4);
+      if (runs.empty() || h != holder || at - last_ms > kServedRunGapMs) {
+        profile::SessionTrace t;
+        t.id = "served-" + h.substr(0, 8) + "-" + std::to_string(at);
+        t.start_ms = at;
+        t.kind = profile::SessionKind::kArrival;
+        t.holder = h;
+        runs.push_back(std::move(t));
+        holder = h;
+      }
+      last_ms = at;
+      profile::SessionTrace& t = runs.back();
+      t.last_upload_ms = at;
+      t.records.push_back({t.records.size(), st->ColumnText(1), static_cast<uint64_t>(st->ColumnInt64(2)),
+                           static_cast<uint64_t>(st->ColumnInt64(3)), profile::AccessOp::kRead,
+                           static_cast<uint64_t>(at - t.start_ms) * 1000});
+    }
+  }
+  int64_t oldest_uploaded = INT64_MAX;
+  for (const auto& u : uploaded) oldest_uploaded = std::min(oldest_uploaded, u.start_ms);
+  std::erase_if(runs, [&](const profile::SessionTrace& run) {
+    // Older than the uploaded history in use: it may overlap a session that
+    // is no longer in that list.
+    if (oldest_uploaded != INT64_MAX && run.start_ms < oldest_uploaded) return true;
+    for (const auto& u : uploaded) {
+      if (u.holder == run.holder && u.start_ms <= run.last_upload_ms + kOverlapSlackMs &&
+          u.last_upload_ms >= run.start_ms - kOverlapSlackMs) {
+        return true;
+      }
+    }
+    return false;
+  });
+  std::sort(runs.begin(), runs.end(), [](const auto& a, const auto& b) { return a.start_ms < b.start_ms; });
+  if (runs.size() > max_sessions) runs.erase(runs.begin(), runs.end() - static_cast<std::ptrdiff_t>(max_sessions));
+  return runs;
 }
 
 Status AccessLog::ImportProfile(const std::string& vm, std::string_view encoded) {

@@ -3,6 +3,7 @@
 //
 //   sessions(session, vm, holder, start_ms, received_ms, kind, last_ms)
 //   imported_profiles(vm, profile, imported_ms)
+//   served(vm, holder, image, offset, length, at_ms)   what the storage host served
 //   accesses(session, seq, image, offset, length, op, t_us)  primary key (session, seq)
 //
 // A batch is stored in one transaction; a record already stored (same
@@ -37,6 +38,13 @@ struct SessionSummary {
   uint64_t records = 0;
 };
 
+// One range the storage host served to a reader (ServedLog).
+struct ServedRead {
+  std::string holder, vm, image;
+  uint64_t offset = 0, length = 0;
+  int64_t at_ms = 0;  // wall clock
+};
+
 class AccessLog {
  public:
   static constexpr const char* kFileName = "profile.sqlite";
@@ -51,6 +59,16 @@ class AccessLog {
   Result<std::vector<SessionSummary>> Sessions(const std::string& vm);
   // The VM's most recent sessions with their records, oldest first.
   Result<std::vector<profile::SessionTrace>> RecentSessions(const std::string& vm, size_t max_sessions);
+
+  // What the storage host served (ServedLog), kept 30 days.
+  Status RecordServed(const std::vector<ServedRead>& reads);
+  // The served reads of `vm` as sessions (one per holder and run of reads
+  // without a 10-minute gap, kind arrival), leaving out every run that
+  // overlaps a session the same holder uploaded (`uploaded`): its own
+  // record is better. At most `max_sessions`, the most recent.
+  Result<std::vector<profile::SessionTrace>> ServedSessions(const std::string& vm,
+                                                            const std::vector<profile::SessionTrace>& uploaded,
+                                                            size_t max_sessions);
 
   // A profile an operator imported (affinityctl profile import), served while
   // the VM has no history of its own.

@@ -167,7 +167,9 @@ Reply ApiRouter::RouteImages(const ApiRequest& request, const std::vector<std::s
   std::string tracked;  // serves are tracked while the grant's migration is open, not after its commit
   AuthVerdict verdict = services_.authorizer->Authorize(request.peer, request.authorization, vm, image, op, &tracked);
   if (auto* denial = std::get_if<acl::GrantDenial>(&verdict)) return DenialReply(*denial);
-  return services_.ranges->Handle(head, vm, image, request.range, tracked);
+  // The VM's own reads teach the profile; prefetches are the profile's own guesses.
+  const std::string reader = op == acl::Operation::kRead ? request.peer.fingerprint : std::string();
+  return services_.ranges->Handle(head, vm, image, request.range, tracked, reader);
 }
 
 }  // namespace affinity::storage

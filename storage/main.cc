@@ -27,6 +27,7 @@
 #include "storage/listen_address.h"
 #include "storage/metrics.h"
 #include "storage/range_handler.h"
+#include "storage/served_log.h"
 #include "storage/state_db.h"
 #include "storage/test_faults.h"
 #include "storage/volume_store.h"
@@ -143,7 +144,9 @@ int main(int argc, char** argv) {
   if (!roles.ok()) return Fail(roles.status().message());
   st::Metrics metrics;
   st::VmWriteLocks write_locks;
+  st::ServedLog served(access_log->get());
   st::RangeHandler ranges(store->get(), &metrics, &faults, tracker->get());
+  ranges.set_served_log(&served);
   st::GrantIssuer issuer(&*grant_key, issuer_name, registry->get(), max_grant_ttl);
   st::Authorizer authorizer(&grant_key->verifying_key(), issuer_name, registry->get());
   st::ApiServices services;
@@ -165,6 +168,7 @@ int main(int argc, char** argv) {
   sigaddset(&stop_signals, SIGINT);
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
+  served.Start();
 
   auto https = st::HttpsServer::Create(server, &router, roles->get());
   if (!https.ok()) return Fail(https.status().message());
@@ -185,6 +189,7 @@ int main(int argc, char** argv) {
   sigwait(&stop_signals, &sig);
   spdlog::info("{}: stopping", ::strsignal(sig));
   (*https)->Stop();
+  served.Stop();  // what was served last reaches profile.sqlite
   spdlog::info("stopped");
   return 0;
 }

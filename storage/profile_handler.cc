@@ -51,7 +51,10 @@ Reply ProfileHandler::Get(const ApiRequest& request, const std::string& vm) cons
   options.now_ms = now;
   options.target_ms = now;
   options.live_session = LiveSession(*sessions, request.peer.admin ? std::string() : request.peer.fingerprint, now);
-  const bool history = sessions->size() > (options.live_session.empty() ? 0u : 1u);
+  auto served = services_.access_log->ServedSessions(vm, *sessions, kServedSessions);
+  if (!served.ok()) return ErrorReplyFromStatus(served.status());
+  const bool history = sessions->size() > (options.live_session.empty() ? 0u : 1u) || !served->empty();
+  sessions->insert(sessions->begin(), std::make_move_iterator(served->begin()), std::make_move_iterator(served->end()));
   if (!history) {
     auto imported = services_.access_log->ImportedProfile(vm);
     if (!imported.ok()) return ErrorReplyFromStatus(imported.status());

@@ -6,7 +6,9 @@
 //       application/vnd.affinity.profile, header Affinity-Profile-Id.
 //       Built now, for now, from the VM's last 64 sessions; the *live*
 //       session is the one that uploaded most recently (within 10 minutes),
-//       from another host than the caller: the run being migrated. With no
+//       from another host than the caller: the run being migrated. Runs of
+//       reads the storage host served that no upload covers (ServedLog) are
+//       history too. With no
 //       history, an imported profile is served as it is; with neither, an
 //       empty profile (the destination then prefetches nothing).
 //   PUT /v1/vms/{vm}/profile   admin; body: an encoded profile of that vm ->
@@ -28,6 +30,7 @@ struct ApiRequest;
 class ProfileHandler {
  public:
   static constexpr size_t kHistorySessions = 64;
+  static constexpr size_t kServedSessions = 16;  // runs of served reads no upload covers
   static constexpr int64_t kLiveWindowMs = 10 * 60 * 1000;
 
   explicit ProfileHandler(ApiServices services) : services_(services) {}

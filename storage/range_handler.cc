@@ -1,5 +1,7 @@
 #include "storage/range_handler.h"
 
+#include "storage/served_log.h"
+
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -21,7 +23,8 @@ std::string QuotedRange(const std::string& value) {
 }  // namespace
 
 Reply RangeHandler::Handle(bool head, const std::string& vm, const std::string& image,
-                           const std::optional<std::string>& range_header, const std::string& migration) const {
+                           const std::optional<std::string>& range_header, const std::string& migration,
+                           const std::string& reader) const {
   // Taken before any byte is read: see chunk_tracker.h for why this order is exact.
   const uint64_t served_seq = tracker_->CurrentWriteSeq();
   auto opened = store_->OpenImageFile(vm, image);
@@ -75,6 +78,7 @@ Reply RangeHandler::Handle(bool head, const std::string& vm, const std::string& 
       return ErrorReply(ApiError::kInternal, "cannot record what migration " + migration + " was served: " + t.message());
     }
     metrics_->CountData(key, range.length);
+    if (served_ != nullptr && !reader.empty()) served_->Note(reader, vm, image, range);
     return r;
   }
 
@@ -100,6 +104,7 @@ Reply RangeHandler::Handle(bool head, const std::string& vm, const std::string& 
     return ErrorReply(ApiError::kInternal, "cannot record what migration " + migration + " was served: " + t.message());
   }
   metrics_->CountData(key, range.length);
+  if (served_ != nullptr && !reader.empty()) served_->Note(reader, vm, image, range);
   return r;
 }
 

@@ -36,6 +36,8 @@
 
 namespace affinity::storage {
 
+class ServedLog;
+
 class RangeHandler {
  public:
   static constexpr uint64_t kDefaultMaxBufferedRange = 16ull << 20;
@@ -49,8 +51,12 @@ class RangeHandler {
   // `migration`: the id of the open migration whose grant authorized this
   // GET (empty otherwise); what it serves is recorded in the tracker before
   // the reply leaves (prefetch tracking, docs/grants.md).
+  // `reader`: the holder of a grant reading for its VM (not prefetching);
+  // what it is served is noted in the served log, if one is set.
   Reply Handle(bool head, const std::string& vm, const std::string& image,
-               const std::optional<std::string>& range_header, const std::string& migration = {}) const;
+               const std::optional<std::string>& range_header, const std::string& migration = {},
+               const std::string& reader = {}) const;
+  void set_served_log(ServedLog* served) { served_ = served; }
 
  private:
   Status Track(const std::string& migration, const std::string& vm, const std::string& image,
@@ -58,6 +64,7 @@ class RangeHandler {
 
   const VolumeStore* const store_;
   Metrics* const metrics_;
+  ServedLog* served_ = nullptr;
   TestFaults* const faults_;
   ChunkTracker* const tracker_;
   const uint64_t max_buffered_;

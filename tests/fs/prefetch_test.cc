@@ -13,6 +13,7 @@
 #include <thread>
 #include <vector>
 
+#include "profile/access_batch.h"
 #include "profile/profile_codec.h"
 #include "tests/fs/read_path_fixture.h"
 #include "tests/support/curl_test_client.h"
@@ -129,6 +130,50 @@ TEST_F(PrefetchTest, ADemandReadNeverWaitsBehindThePlan) {
   EXPECT_LT(Num(mnt_, "prefetch_done_bytes"), Num(mnt_, "prefetch_planned_bytes")) << "the plan must still be running";
   EXPECT_LT(waited, 1.0) << "the demand read waited behind the prefetch plan";
   EXPECT_EQ(Xattr(mnt_, "prefetch_state"), "running");
+}
+
+// A host that reads without uploading still teaches the profile: the storage
+// host notes what it serves (reads, not prefetches). Once the same host
+// uploads a session covering that time, its own record replaces the served
+// one: nothing is counted twice.
+TEST_F(PrefetchTest, WhatTheStorageHostServesTeachesTheProfileOnce) {
+  StartServer();
+  const std::string grant = MintGrant(certs_, GrantSpec{.holder_cert = certs_.client_cert, .vm = kVm});
+  Client host(certs_, certs_.client_cert, certs_.client_key, [&](const std::string&) { return grant; });
+  Client admin(certs_, certs_.admin_cert, certs_.admin_key);
+  const std::string url = server_->url() + "/v1/vms/vm-42/images/data.raw";
+  EXPECT_EQ(host.Get(url, "0-4095").status, 206);
+  EXPECT_EQ(host.Get(url, "1048576-1052671").status, 206);
+  RequestOptions prefetch;
+  prefetch.range = "2097152-2101247";
+  prefetch.headers = {"Affinity-Purpose: prefetch"};
+  EXPECT_EQ(host.Perform(url, prefetch).status, 206);
+
+  auto blocks = [&]() {
+    std::vector<uint32_t> out;
+    auto p = profile::DecodeProfile(admin.Get(server_->url() + "/v1/vms/vm-42/profile").body);
+    if (!p.ok()) return out;
+    for (const auto& img : p->images) {
+      if (img.name != "data.raw") continue;
+      for (const auto& b : img.blocks) out.push_back(b.block);
+    }
+    return out;
+  };
+  auto until = Clock::now() + std::chrono::seconds(10);
+  while (blocks().size() < 2 && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  EXPECT_EQ(blocks(), (std::vector<uint32_t>{0, 16})) << "served reads, not the prefetch at block 32";
+
+  // The host's own upload for this time: [block 40] only.
+  const int64_t now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                             std::chrono::system_clock::now().time_since_epoch())
+                             .count();
+  RequestOptions upload;
+  upload.method = "POST";
+  upload.body = profile::EncodeAccessBatch(profile::AccessBatch{
+      "s-0123456789abcdef01234567", now_ms - 5000, profile::SessionKind::kStart,
+      {{0, "data.raw", 40 * 65536, 4096, profile::AccessOp::kRead, 1000}}});
+  ASSERT_EQ(host.Perform(server_->url() + "/v1/vms/vm-42/accesses", upload).status, 200);
+  EXPECT_EQ(blocks(), (std::vector<uint32_t>{40})) << "the upload replaces the served record of the same time";
 }
 
 TEST_F(PrefetchTest, ABadProfileLeavesTheMountServingOnDemand) {
