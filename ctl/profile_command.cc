@@ -2,8 +2,6 @@
 
 #include <chrono>
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <memory>
 #include <string>
 
@@ -25,14 +23,6 @@ struct ProfileOptions {
   int top = 10;
   bool json = false;
 };
-
-Result<std::string> ReadWhole(const std::string& path) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) return NotFound("cannot open '" + path + "'");
-  std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  if (bytes.size() > profile::kMaxEncodedProfileBytes) return InvalidArgument("'" + path + "' is too big for a profile");
-  return bytes;
-}
 
 uint64_t PlanBytes(const profile::Profile& p, const std::vector<profile::PlanItem>& plan, profile::PrefetchClass c) {
   uint64_t n = 0;
@@ -171,7 +161,7 @@ void AddProfileCommand(CLI::App& app, int& exit_code) {
       return;
     }
     auto bytes = o->file.empty() ? CallStorageRaw(o->connection, "GET", "/v1/vms/" + o->vm + "/profile")
-                                 : ReadWhole(o->file);
+                                 : profile::ReadProfileFile(o->file);
     exit_code = bytes.ok() ? Show(*bytes, *o) : Fail(bytes.status().message());
   });
 
@@ -210,7 +200,7 @@ void AddProfileCommand(CLI::App& app, int& exit_code) {
       exit_code = Fail(s.message());
       return;
     }
-    auto bytes = ReadWhole(o->file);
+    auto bytes = profile::ReadProfileFile(o->file);
     if (!bytes.ok()) {
       exit_code = Fail(bytes.status().message());
       return;

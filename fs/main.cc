@@ -12,8 +12,6 @@
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
-#include <fstream>
-#include <iterator>
 #include <cstring>
 #include <memory>
 #include <string>
@@ -91,10 +89,7 @@ affinity::fs::PrefetchEngine::Loader ProfileLoader(const affinity::fs::DaemonOpt
                                                    affinity::fetcher::HttpsClient* client) {
   if (!o.profile_file.empty()) {
     return [path = o.profile_file](const affinity::fs::PrefetchEngine::LoadDone& done) {
-      std::ifstream in(path, std::ios::binary);
-      std::string bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-      if (!in.good() && !in.eof()) return done(affinity::IoError("cannot read --profile '" + path + "'"));
-      done(std::move(bytes));
+      done(affinity::profile::ReadProfileFile(path));
     };
   }
   return [client, vm = o.vm, timeout = o.timeout](affinity::fs::PrefetchEngine::LoadDone done) {

@@ -3,6 +3,8 @@
 #include <zstd.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <fstream>
 #include <cmath>
 #include <nlohmann/json.hpp>
 
@@ -309,6 +311,20 @@ Result<Profile> DecodeProfile(std::string_view bytes) {
   const json doc = ParseCbor(cbor);
   if (doc.is_discarded()) return InvalidArgument("profile: the contents are not CBOR");
   return DecodeDocument(doc);
+}
+
+Result<std::string> ReadProfileFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return ErrnoStatus(errno, "cannot open profile file '" + path + "'");
+  std::string bytes(kMaxEncodedProfileBytes + 1, '\0');
+  in.read(bytes.data(), static_cast<std::streamsize>(bytes.size()));
+  if (in.bad()) return IoError("cannot read profile file '" + path + "'");
+  bytes.resize(static_cast<size_t>(in.gcount()));
+  if (bytes.size() > kMaxEncodedProfileBytes) {
+    return InvalidArgument("'" + path + "' is over " + std::to_string(kMaxEncodedProfileBytes) +
+                           " bytes: not a profile");
+  }
+  return bytes;
 }
 
 std::string ProfileId(std::string_view encoded) { return ToHex(Sha256(encoded)).substr(0, 16); }

@@ -35,6 +35,11 @@ Result<Profile> DecodeProfile(std::string_view bytes);
 // target uses it to reach the document parser behind the digest).
 std::string SealProfileDocument(std::string_view cbor);
 
+// The bytes of a profile file (affinityfs --profile, affinityctl profile
+// show/import), read only up to kMaxEncodedProfileBytes: kNotFound /
+// kIoError naming the file, kInvalidArgument when it is bigger.
+Result<std::string> ReadProfileFile(const std::string& path);
+
 // The first 16 hex digits of the SHA-256 of the encoded profile: what the
 // destination shows as user.affinity.profile_version.
 std::string ProfileId(std::string_view encoded);

@@ -60,19 +60,6 @@ class AccessRecordingTest : public ReadPathTest {
     return out;
   }
 
-  // O_DIRECT 4 KiB reads: each is exactly one FUSE read, so one record.
-  void ReadAt(const std::vector<uint64_t>& offsets) {
-    int fd = ::open(MountPath("data.raw").c_str(), O_RDONLY | O_DIRECT);
-    ASSERT_GE(fd, 0);
-    void* buf = nullptr;
-    ASSERT_EQ(::posix_memalign(&buf, 4096, 4096), 0);
-    for (uint64_t off : offsets) {
-      ASSERT_EQ(::pread(fd, buf, 4096, static_cast<off_t>(off)), 4096);
-      EXPECT_EQ(std::memcmp(buf, data_bytes_.data() + off, 4096), 0);
-    }
-    std::free(buf);
-    ::close(fd);
-  }
 };
 
 TEST_F(AccessRecordingTest, EveryReadReachesTheProfilerInOrderAndOnce) {

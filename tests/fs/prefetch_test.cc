@@ -38,20 +38,6 @@ void WriteFile(const std::string& path, const std::string& text) {
 
 class PrefetchTest : public ReadPathTest {
  protected:
-  // O_DIRECT 4 KiB reads of data.raw, each checked against the source.
-  void ReadAt(const std::vector<uint64_t>& offsets) {
-    int fd = ::open(MountPath("data.raw").c_str(), O_RDONLY | O_DIRECT);
-    ASSERT_GE(fd, 0);
-    void* buf = nullptr;
-    ASSERT_EQ(::posix_memalign(&buf, 4096, 4096), 0);
-    for (uint64_t off : offsets) {
-      ASSERT_EQ(::pread(fd, buf, 4096, static_cast<off_t>(off)), 4096);
-      EXPECT_EQ(std::memcmp(buf, data_bytes_.data() + off, 4096), 0) << "offset " << off;
-    }
-    std::free(buf);
-    ::close(fd);
-  }
-
   bool WaitForXattr(const std::string& name, const std::string& value) {
     auto until = Clock::now() + std::chrono::seconds(15);
     while (Xattr(mnt_, name) != value && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(50));

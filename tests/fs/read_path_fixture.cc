@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <nlohmann/json.hpp>
 #include <stdexcept>
@@ -103,6 +104,19 @@ std::string ReadPathTest::Xattr(const std::string& path, const std::string& name
   ssize_t n = ::getxattr(path.c_str(), ("user.affinity." + name).c_str(), buf, sizeof buf);
   EXPECT_GE(n, 0) << "getxattr " << name << " on " << path << ": " << std::strerror(errno);
   return n < 0 ? std::string() : std::string(buf, static_cast<size_t>(n));
+}
+
+void ReadPathTest::ReadAt(const std::vector<uint64_t>& offsets) {
+  int fd = ::open(MountPath("data.raw").c_str(), O_RDONLY | O_DIRECT);
+  ASSERT_GE(fd, 0);
+  void* buf = nullptr;
+  ASSERT_EQ(::posix_memalign(&buf, 4096, 4096), 0);
+  for (uint64_t off : offsets) {
+    ASSERT_EQ(::pread(fd, buf, 4096, static_cast<off_t>(off)), 4096);
+    EXPECT_EQ(std::memcmp(buf, data_bytes_.data() + off, 4096), 0) << "offset " << off;
+  }
+  std::free(buf);
+  ::close(fd);
 }
 
 }  // namespace affinity::testing

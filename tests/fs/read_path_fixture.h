@@ -39,6 +39,9 @@ class ReadPathTest : public ::testing::Test {
   std::string SourcePath(const std::string& image) const { return root_ + "/" + kVm + "/" + image; }
   std::string MountPath(const std::string& image) const { return mnt_ + "/" + image; }
   std::string Xattr(const std::string& path, const std::string& name);
+  // O_DIRECT 4 KiB reads of data.raw on the mount, each checked against the
+  // source: each is exactly one FUSE read (one recorded access).
+  void ReadAt(const std::vector<uint64_t>& offsets);
 
   TempDir dir_;
   Certs certs_;
