@@ -78,6 +78,52 @@ std::unique_ptr<AffinityfsMount> ReadPathTest::Mount(std::vector<std::string> ex
   return m;
 }
 
+int ReadPathTest::AdminCall(const std::string& method, const std::string& path, const std::string& json,
+                            std::string* body) {
+  fetcher::ClientConfig cfg;
+  cfg.base_url = server_->url();
+  cfg.ca_file = certs_.ca_cert;
+  cfg.cert_file = certs_.admin_cert;
+  cfg.key_file = certs_.admin_key;
+  auto client = fetcher::HttpsClient::Create(cfg);
+  EXPECT_TRUE(client.ok()) << client.status().ToString();
+  if (!client.ok()) return -1;
+  fetcher::Request req;
+  req.method = method;
+  req.path = path;
+  req.body = json;
+  req.idempotent = false;
+  if (!json.empty()) req.headers.push_back("Content-Type: application/json");
+  req.deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  auto outcome = (*client)->Fetch(req);
+  if (body != nullptr) {
+    const auto& b = outcome.status.ok() ? outcome.response.body : std::vector<uint8_t>{};
+    body->assign(b.begin(), b.end());
+    if (!outcome.status.ok()) *body = outcome.status.ToString();
+  }
+  return outcome.status.ok() ? outcome.response.http_status : outcome.failure.http_status;
+}
+
+std::string ReadPathTest::OwnerGrantFile() {
+  const std::string holder = FingerprintOf(certs_.client_cert);
+  std::string body;
+  int status = AdminCall("PUT", std::string("/v1/vms/") + kVm + "/owner", nlohmann::json{{"holder", holder}}.dump(), &body);
+  EXPECT_EQ(status, 200) << body;
+  nlohmann::json request = {{"holder", holder}, {"vm", kVm}, {"ops", {"read", "prefetch", "write"}}, {"ttl", 3600}};
+  status = AdminCall("POST", "/v1/grants", request.dump(), &body);
+  EXPECT_EQ(status, 200) << body;
+  std::string path = dir_ / "owner.grant";
+  if (status == 200) WriteGrantFile(path, nlohmann::json::parse(body)["grant"].get<std::string>());
+  return path;
+}
+
+std::unique_ptr<AffinityfsMount> ReadPathTest::MountWritable(std::vector<std::string> extra_args) {
+  auto m = MakeMount(std::move(extra_args), OwnerGrantFile());
+  m->Start();
+  if (HasFatalFailure()) throw std::runtime_error("mount failed");
+  return m;
+}
+
 ServedCounters ReadPathTest::Served(const std::string& image) {
   fetcher::ClientConfig cfg;
   cfg.base_url = server_->url();

@@ -33,6 +33,15 @@ class ReadPathTest : public ::testing::Test {
   // `grant_file` empty: a standing read grant is minted (mount_guard.h).
   std::unique_ptr<AffinityfsMount> MakeMount(std::vector<std::string> extra_args = {}, std::string grant_file = {});
   std::unique_ptr<AffinityfsMount> Mount(std::vector<std::string> extra_args = {});
+  // Makes the destination certificate (certs_.client_cert) the owner of vm-42
+  // through the admin API and writes the owner's grant (read, prefetch,
+  // write; one hour) to a file; returns its path. Call after StartServer.
+  std::string OwnerGrantFile();
+  // A mount holding the owner's grant: it may write (docs/writes.md).
+  std::unique_ptr<AffinityfsMount> MountWritable(std::vector<std::string> extra_args = {});
+  // Calls the storage host's control plane with the admin certificate;
+  // returns the HTTP status and fills `body` (may be null).
+  int AdminCall(const std::string& method, const std::string& path, const std::string& json, std::string* body);
 
   // Requests and body bytes the server sent for vm-42/<image>.
   ServedCounters Served(const std::string& image);
