@@ -19,6 +19,7 @@ std::string_view StatusCodeName(StatusCode code) {
     case StatusCode::kTimeout: return "timeout";
     case StatusCode::kCancelled: return "cancelled";
     case StatusCode::kFailedPrecondition: return "failed precondition";
+    case StatusCode::kReadOnly: return "read-only";
     case StatusCode::kInternal: return "internal error";
   }
   return "unknown";
@@ -44,6 +45,7 @@ int Status::ToErrno() const {
     case StatusCode::kNoSpace: return ENOSPC;
     case StatusCode::kCancelled: return EINTR;
     case StatusCode::kFailedPrecondition: return EACCES;
+    case StatusCode::kReadOnly: return EROFS;
     case StatusCode::kIoError:
     case StatusCode::kCorruption:
     case StatusCode::kUnavailable:

@@ -28,6 +28,7 @@ enum class StatusCode {
   kTimeout,           // deadline passed
   kCancelled,         // shut down while waiting
   kFailedPrecondition,  // refused in the current state (e.g. commit after abort)
+  kReadOnly,          // a write this host may not make now (it does not own the image)
   kInternal,          // a bug or an unexpected library failure
 };
 
@@ -69,6 +70,7 @@ inline Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std
 inline Status Timeout(std::string m) { return {StatusCode::kTimeout, std::move(m)}; }
 inline Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
 inline Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
+inline Status ReadOnly(std::string m) { return {StatusCode::kReadOnly, std::move(m)}; }
 inline Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 
 // Status from an errno value, e.g. after a failed pwrite: ENOSPC -> kNoSpace.

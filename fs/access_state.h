@@ -8,6 +8,9 @@
 //   and the reason) until Restore(); the migration's tag is purged for good,
 //   so a fetch of it that finishes later is discarded, not stored.
 // * Restore(tag): a new grant was installed; reads work again.
+// * set_writable(bool): whether the grant in use lets this host write (only
+//   the VM's owner holds a write grant). WritePermission() is kReadOnly
+//   (EROFS) while it does not, or while access is revoked.
 //
 // Thread safety: every method from any thread (one small mutex).
 #pragma once
@@ -41,6 +44,20 @@ class AccessState {
     std::lock_guard lock(mu_);
     return refusal_ ? PermissionDenied(*refusal_) : Status::Ok();
   }
+  // Ok, or why writes are refused now (kReadOnly).
+  Status WritePermission() const {
+    std::lock_guard lock(mu_);
+    if (refusal_) return ReadOnly("access is revoked: " + *refusal_);
+    if (!writable_) {
+      return ReadOnly("this host does not own the VM's images: the grant in use has no 'write' right (writes are "
+                      "allowed once a migration to this host is committed, or with the owner's grant)");
+    }
+    return Status::Ok();
+  }
+  void set_writable(bool writable) {
+    std::lock_guard lock(mu_);
+    writable_ = writable;
+  }
   bool revoked() const {
     std::lock_guard lock(mu_);
     return refusal_.has_value();
@@ -63,6 +80,7 @@ class AccessState {
   std::string tag_;                      // guarded by mu_
   std::set<std::string> purged_;         // guarded by mu_
   std::optional<std::string> refusal_;   // guarded by mu_
+  bool writable_ = false;                // guarded by mu_
 };
 
 }  // namespace affinity::fs

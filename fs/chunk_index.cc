@@ -23,7 +23,10 @@ Result<std::unique_ptr<ChunkIndex>> ChunkIndex::Open(const std::string& path) {
   auto db = SqliteDb::Open(path);
   if (!db.ok()) return db.status();
   auto index = std::unique_ptr<ChunkIndex>(new ChunkIndex(std::move(db).value()));
-  Status s = index->Migrate();
+  // Dirty rows are acknowledged writes: their commit must reach the disk.
+  Status s = index->db_->Exec("PRAGMA synchronous=FULL");
+  if (!s.ok()) return s;
+  s = index->Migrate();
   if (!s.ok()) return s;
   return index;
 }
@@ -63,14 +66,14 @@ Status ChunkIndex::Migrate() {
   if (!row.ok()) return row.status();
   if (*row) {
     int version = std::atoi(get->ColumnText(0).c_str());
-    if (version == 1) {
-      // v1 -> v2: chunks cached before grants existed belong to no migration.
+    if (version == 1 || version == 2) {
+      // v1 -> v3: chunks cached before grants existed belong to no migration.
+      // v2 -> v3: no dirty rows can exist yet; only the version changes.
       get->Reset();
-      s = db_->Exec(
-          "BEGIN IMMEDIATE;"
-          "ALTER TABLE chunks ADD COLUMN migration TEXT NOT NULL DEFAULT '';"
-          "UPDATE meta SET value='2' WHERE key='format_version';"
-          "COMMIT;");
+      s = db_->Exec(std::string("BEGIN IMMEDIATE;") +
+                    (version == 1 ? "ALTER TABLE chunks ADD COLUMN migration TEXT NOT NULL DEFAULT '';" : "") +
+                    "UPDATE meta SET value='3' WHERE key='format_version';"
+                    "COMMIT;");
       if (!s.ok()) (void)db_->Exec("ROLLBACK");
       return s;
     }
@@ -102,7 +105,8 @@ Result<std::vector<ImageRecord>> ChunkIndex::ListImages() {
 Result<std::vector<ChunkRecord>> ChunkIndex::LoadChunks(const std::string& image) {
   std::lock_guard lock(db_mu_);
   auto stmt =
-      db_->Prepare("SELECT idx, origin, digest, migration FROM chunks WHERE image=?1 AND state=1 ORDER BY idx");
+      db_->Prepare("SELECT idx, origin, digest, migration, state FROM chunks WHERE image=?1 AND state IN (1, 2) "
+                   "ORDER BY idx");
   if (!stmt.ok()) return stmt.status();
   stmt->Bind(1, image);
   std::vector<ChunkRecord> out;
@@ -113,11 +117,15 @@ Result<std::vector<ChunkRecord>> ChunkIndex::LoadChunks(const std::string& image
     ChunkRecord rec;
     rec.idx = static_cast<uint32_t>(stmt->ColumnInt64(0));
     rec.origin = static_cast<ChunkOrigin>(stmt->ColumnInt64(1));
+    rec.dirty = stmt->ColumnInt64(4) == 2;
     auto blob = stmt->ColumnBlob(2);
-    if (blob.size() != rec.digest.size()) {
+    if (rec.dirty) {
+      // no digest: the bytes were written here
+    } else if (blob.size() != rec.digest.size()) {
       return Corruption("cache index row for " + image + " chunk " + std::to_string(rec.idx) + " has a bad digest");
+    } else {
+      std::memcpy(rec.digest.data(), blob.data(), blob.size());
     }
-    std::memcpy(rec.digest.data(), blob.data(), blob.size());
     rec.migration = stmt->ColumnText(3);
     out.push_back(rec);
   }
@@ -167,6 +175,18 @@ Status ChunkIndex::DropImage(const std::string& image) {
   return img->Bind(1, image).Run();
 }
 
+Result<uint64_t> ChunkIndex::CountDirty(const std::string& image) {
+  Status flushed = Flush();
+  if (!flushed.ok()) return flushed;
+  std::lock_guard lock(db_mu_);
+  auto count = db_->Prepare("SELECT count(*) FROM chunks WHERE image=?1 AND state=2");
+  if (!count.ok()) return count.status();
+  count->Bind(1, image);
+  auto row = count->Step();
+  if (!row.ok()) return row.status();
+  return static_cast<uint64_t>(count->ColumnInt64(0));
+}
+
 Status ChunkIndex::PurgeMigration(const std::string& migration) {
   {
     std::lock_guard lock(queue_mu_);
@@ -204,25 +224,49 @@ void ChunkIndex::StartWriter() {
   if (!writer_.joinable()) writer_ = std::thread([this] { WriterLoop(); });
 }
 
-void ChunkIndex::EnqueuePut(std::shared_ptr<DataFile> file, const std::string& image, const ChunkRecord& chunk) {
+uint64_t ChunkIndex::Enqueue(Op op) {
+  uint64_t ticket;
   {
     std::lock_guard lock(queue_mu_);
-    if (!chunk.migration.empty() && purged_migrations_.count(chunk.migration) != 0) return;
-    queue_.push_back(Op{true, std::move(file), image, chunk});
-    ++enqueued_;
+    if (op.kind == OpKind::kPut && !op.chunk.migration.empty() && purged_migrations_.count(op.chunk.migration) != 0) {
+      return 0;  // nothing to wait for: dropped
+    }
+    queue_.push_back(std::move(op));
+    ticket = ++enqueued_;
   }
   queue_cv_.notify_one();
+  return ticket;
 }
 
-void ChunkIndex::EnqueueDelete(const std::string& image, uint32_t idx) {
-  {
-    std::lock_guard lock(queue_mu_);
-    ChunkRecord rec;
-    rec.idx = idx;
-    queue_.push_back(Op{false, nullptr, image, rec});
-    ++enqueued_;
+uint64_t ChunkIndex::EnqueuePut(std::shared_ptr<DataFile> file, const std::string& image, const ChunkRecord& chunk) {
+  return Enqueue(Op{OpKind::kPut, std::move(file), image, chunk});
+}
+
+uint64_t ChunkIndex::EnqueueDelete(const std::string& image, uint32_t idx) {
+  ChunkRecord rec;
+  rec.idx = idx;
+  return Enqueue(Op{OpKind::kDelete, nullptr, image, rec});
+}
+
+uint64_t ChunkIndex::EnqueueSync(std::shared_ptr<DataFile> file) {
+  return Enqueue(Op{OpKind::kSync, std::move(file), std::string(), ChunkRecord{}});
+}
+
+Status ChunkIndex::WaitCommitted(uint64_t ticket) {
+  std::unique_lock lock(queue_mu_);
+  if (!writer_.joinable()) {
+    lock.unlock();
+    return Flush();
   }
+  ++urgent_waiters_;
   queue_cv_.notify_one();
+  flushed_cv_.wait(lock, [&] { return committed_ >= ticket || stop_; });
+  --urgent_waiters_;
+  if (committed_ < ticket) return Cancelled("cache index closed before the write was recorded");
+  for (const auto& [range, status] : failed_batches_) {
+    if (ticket >= range.first && ticket <= range.second) return status;
+  }
+  return Status::Ok();
 }
 
 Status ChunkIndex::Flush() {
@@ -257,7 +301,9 @@ void ChunkIndex::WriterLoop() {
     queue_cv_.wait(lock, [&] { return stop_ || !queue_.empty(); });
     if (queue_.empty() && stop_) break;
     // Let a batch accumulate unless someone waits in Flush or we are stopping.
-    queue_cv_.wait_for(lock, kBatchWindow, [&] { return stop_ || queue_.size() >= kMaxBatch; });
+    // A writer waiting for its dirty row commits the batch at once.
+    queue_cv_.wait_for(lock, kBatchWindow,
+                       [&] { return stop_ || queue_.size() >= kMaxBatch || urgent_waiters_ > 0; });
     std::vector<Op> batch;
     while (!queue_.empty() && batch.size() < kMaxBatch) {
       batch.push_back(std::move(queue_.front()));
@@ -266,8 +312,11 @@ void ChunkIndex::WriterLoop() {
     lock.unlock();
     Status s = CommitBatch(batch);
     lock.lock();
+    const uint64_t first_ticket = committed_ + 1;
     committed_ += batch.size();
     if (!s.ok()) {
+      failed_batches_.push_back({{first_ticket, committed_}, s});
+      if (failed_batches_.size() > 64) failed_batches_.pop_front();
       ++commit_errors_;
       if (first_error_.ok()) first_error_ = s;
       spdlog::error("cache index commit of {} records failed (the chunks stay cached for this run and will be "
@@ -283,7 +332,7 @@ Status ChunkIndex::CommitBatch(std::vector<Op>& batch) {
   // Durable bytes first, rows second: the crash-safety invariant.
   std::set<DataFile*> synced;
   for (const Op& op : batch) {
-    if (op.put && op.file && synced.insert(op.file.get()).second) {
+    if (op.kind != OpKind::kDelete && op.file && synced.insert(op.file.get()).second) {
       Status s = op.file->Sync();
       if (!s.ok()) return s;
     }
@@ -293,7 +342,7 @@ Status ChunkIndex::CommitBatch(std::vector<Op>& batch) {
   if (!s.ok()) return s;
   auto put = db_->Prepare(
       "INSERT OR REPLACE INTO chunks(image, idx, state, origin, digest, fetched_at, migration) "
-      "VALUES(?1, ?2, 1, ?3, ?4, ?5, ?6)");
+      "VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?7)");
   auto del = db_->Prepare("DELETE FROM chunks WHERE image=?1 AND idx=?2");
   if (!put.ok() || !del.ok()) {
     (void)db_->Exec("ROLLBACK");
@@ -301,13 +350,15 @@ Status ChunkIndex::CommitBatch(std::vector<Op>& batch) {
   }
   int64_t now = NowUnixMs();
   for (const Op& op : batch) {
-    if (op.put) {
+    if (op.kind == OpKind::kSync) continue;
+    if (op.kind == OpKind::kPut) {
       s = put->Bind(1, op.image)
               .Bind(2, static_cast<int64_t>(op.chunk.idx))
-              .Bind(3, static_cast<int64_t>(op.chunk.origin))
-              .BindBlob(4, op.chunk.digest)
-              .Bind(5, now)
-              .Bind(6, op.chunk.migration)
+              .Bind(3, int64_t{op.chunk.dirty ? 2 : 1})
+              .Bind(4, static_cast<int64_t>(op.chunk.origin))
+              .BindBlob(5, op.chunk.digest)
+              .Bind(6, now)
+              .Bind(7, op.chunk.migration)
               .Run();
     } else {
       s = del->Bind(1, op.image).Bind(2, static_cast<int64_t>(op.chunk.idx)).Run();

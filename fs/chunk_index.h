@@ -3,10 +3,16 @@
 // Tables (format in docs/cache-format.md):
 //   images(name, size, generation, chunk_size)  what the cached bytes belong to
 //   chunks(image, idx, state, origin, digest, fetched_at, migration)
+//     state 1: present and clean (digest = XXH3 of the bytes)
+//     state 2: dirty: written here, not yet on the storage host (no digest)
 // The read path never touches SQLite: it enqueues Put/Delete records, and one
 // writer thread commits them in batches. Before committing a batch that marks
 // chunks present, the writer fdatasyncs the data files those chunks live in,
 // so a row says "present" only after its bytes are durable (SPEC §3).
+// Writes wait for their batch (WaitCommitted): the index is opened with
+// synchronous=FULL, so a committed dirty row survives a power cut, not only
+// a killed daemon. A waiter makes the writer commit at once (group commit:
+// writes that arrive during one fsync share the next one).
 //
 // Thread safety: every method may be called from any thread. The synchronous
 // methods (start-up, reset) take the same db mutex the writer takes to commit.
@@ -49,12 +55,16 @@ struct ChunkRecord {
   // The migration whose grant fetched it while that migration was open
   // ("" otherwise): an abort purges exactly these (docs/grants.md).
   std::string migration;
+  // Written here and not yet written back (digest unused).
+  bool dirty = false;
 };
 
 class ChunkIndex {
  public:
   // 2: chunks.migration (a v1 index is upgraded in place).
-  static constexpr int kFormatVersion = 2;
+  // 3: state 2 = dirty (an older affinityfs must not open an index whose
+  //    dirty rows it would ignore).
+  static constexpr int kFormatVersion = 3;
 
   // Opens (creating if needed) the index; kCorruption if it is not ours or of
   // a newer format. Starts no thread.
@@ -67,6 +77,8 @@ class ChunkIndex {
   // Forgets every chunk of the image and records `record` as its identity.
   Status ResetImage(const ImageRecord& record);
   Status DropImage(const std::string& image);
+  // Dirty chunks of the image (written here, not yet written back).
+  Result<uint64_t> CountDirty(const std::string& image);
   // Commits what is queued, deletes every row fetched under `migration` in
   // every image, and from now on drops queued rows of it instead of
   // committing them (a fetch that finishes after the purge).
@@ -77,17 +89,24 @@ class ChunkIndex {
 
   // --- asynchronous, batched ---
   void StartWriter();
-  // Record a chunk present. `file` is fdatasync'ed before the row commits.
-  void EnqueuePut(std::shared_ptr<DataFile> file, const std::string& image, const ChunkRecord& chunk);
-  void EnqueueDelete(const std::string& image, uint32_t idx);
+  // Each returns a ticket for WaitCommitted.
+  // Record a chunk present (or dirty). `file` is fdatasync'ed before the row commits.
+  uint64_t EnqueuePut(std::shared_ptr<DataFile> file, const std::string& image, const ChunkRecord& chunk);
+  uint64_t EnqueueDelete(const std::string& image, uint32_t idx);
+  // Only fdatasync `file` in the next batch (a write into chunks already dirty).
+  uint64_t EnqueueSync(std::shared_ptr<DataFile> file);
+  // Blocks until the op with `ticket` is committed, at once (no batching
+  // window); its batch's error if that failed.
+  Status WaitCommitted(uint64_t ticket);
   // Blocks until everything enqueued before the call is committed (or failed).
   // Returns the first commit error since the last Flush.
   Status Flush();
   uint64_t commit_errors() const;
 
  private:
+  enum class OpKind : uint8_t { kPut, kDelete, kSync };
   struct Op {
-    bool put = true;
+    OpKind kind = OpKind::kPut;
     std::shared_ptr<DataFile> file;
     std::string image;
     ChunkRecord chunk;
@@ -97,6 +116,7 @@ class ChunkIndex {
   Status Migrate();
   void WriterLoop();
   Status CommitBatch(std::vector<Op>& batch);
+  uint64_t Enqueue(Op op);
 
   std::mutex db_mu_;  // guards db_ and its statements
   std::unique_ptr<SqliteDb> db_;
@@ -109,6 +129,9 @@ class ChunkIndex {
   uint64_t committed_ = 0;     // guarded by queue_mu_ (ops taken off and processed)
   Status first_error_;         // guarded by queue_mu_
   uint64_t commit_errors_ = 0; // guarded by queue_mu_
+  int urgent_waiters_ = 0;     // guarded by queue_mu_; WaitCommitted callers
+  // Failed batches [first, last] ticket ranges, newest last (bounded).
+  std::deque<std::pair<std::pair<uint64_t, uint64_t>, Status>> failed_batches_;  // guarded by queue_mu_
   bool stop_ = false;          // guarded by queue_mu_
   std::set<std::string> purged_migrations_;  // guarded by queue_mu_
   std::thread writer_;

@@ -60,6 +60,10 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
                  "Bandwidth cap for background hydration of the rest of the profile (e.g. 20M per second); 0 = none")
       ->transform(CLI::AsSizeValue(false));
   double timeout_s = 60;
+  double writeback_delay_s = 0.1;
+  app.add_option("--writeback-delay", writeback_delay_s,
+                 "Seconds a written chunk waits before its write-back starts, so rewrites coalesce (0 to 60; "
+                 "fsync always writes back at once)");
   app.add_option("--timeout", timeout_s, "Seconds a read may wait for the storage host before EIO");
   app.add_option("--log-level", o.log_level, "trace|debug|info|warn|error");
   app.add_option("--log-file", o.log_file, "Log file (default: stderr in the foreground, syslog otherwise)");
@@ -118,6 +122,10 @@ Result<DaemonOptions> ParseDaemonOptions(int argc, char** argv) {
   o.grant_poll = std::chrono::milliseconds(static_cast<int64_t>(grant_poll_s * 1000));
   if (!(upload_s >= 0.1 && upload_s <= 3600)) return InvalidArgument("--upload-interval must be in [0.1, 3600] seconds");
   o.upload_interval = std::chrono::milliseconds(static_cast<int64_t>(upload_s * 1000));
+  if (!(writeback_delay_s >= 0 && writeback_delay_s <= 60)) {
+    return InvalidArgument("--writeback-delay must be in [0, 60] seconds");
+  }
+  o.writeback_delay = std::chrono::milliseconds(static_cast<int64_t>(writeback_delay_s * 1000));
   if (o.cache_dir.empty()) return InvalidArgument("--cache-dir must not be empty");
   return o;
 }

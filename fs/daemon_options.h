@@ -30,6 +30,7 @@ struct DaemonOptions {
   uint64_t chunk_size = 256 * 1024;
   uint64_t cache_size = 0;  // 0: unlimited
   std::chrono::milliseconds timeout{60000};
+  std::chrono::milliseconds writeback_delay{100};  // docs/writes.md
   uint64_t readahead = 16 << 20;
   // Prefetch engine (docs/profile.md).
   std::string prefetch = "adaptive";   // adaptive | fixed (replay the plan in order) | off

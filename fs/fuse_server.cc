@@ -6,7 +6,12 @@
 #include <sys/stat.h>
 #include <sys/xattr.h>
 
+#include <fcntl.h>
+#include <linux/falloc.h>
+
+#include <atomic>
 #include <cerrno>
+#include <span>
 #include <cstring>
 #include <ctime>
 
@@ -41,7 +46,7 @@ void FillAttr(FuseServer* server, fuse_ino_t ino, struct stat* st) {
     return;
   }
   auto image = ImageOf(server, ino);
-  st->st_mode = S_IFREG | 0444;
+  st->st_mode = S_IFREG | 0644;  // writes are checked against the grant when they come (EROFS)
   st->st_nlink = 1;
   st->st_size = static_cast<off_t>(image->record().size);
   st->st_blocks = static_cast<blkcnt_t>(image->cached_bytes() / 512);  // `du` shows what is cached
@@ -55,7 +60,10 @@ void OnInit(void* userdata, fuse_conn_info* conn) {
   // Zero-copy replies from the cache file when the kernel supports splice.
   if (conn->capable & FUSE_CAP_SPLICE_WRITE) conn->want |= FUSE_CAP_SPLICE_WRITE;
   if (conn->capable & FUSE_CAP_SPLICE_MOVE) conn->want |= FUSE_CAP_SPLICE_MOVE;
-  conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA);  // content is immutable while mounted
+  // Only our own writes change the content while mounted (and a commit, which invalidates explicitly).
+  conn->want &= ~static_cast<unsigned>(FUSE_CAP_AUTO_INVAL_DATA);
+  // Write-through: the kernel must not acknowledge a write we have not made durable.
+  conn->want &= ~static_cast<unsigned>(FUSE_CAP_WRITEBACK_CACHE);
   // max_write also sets max_pages, which bounds read requests to 1 MiB.
   conn->max_write = kMaxReadBytes;
   conn->max_read = kMaxReadBytes;
@@ -94,7 +102,37 @@ void OnGetattr(fuse_req_t req, fuse_ino_t ino, fuse_file_info*) {
   fuse_reply_attr(req, &st, 1.0);
 }
 
-void OnSetattr(fuse_req_t req, fuse_ino_t, struct stat*, int, fuse_file_info*) { fuse_reply_err(req, EROFS); }
+// Logs a refused write at most every few seconds (a guest retries in a loop).
+void LogRefusedWrite(const std::string& image, const Status& s) {
+  static std::atomic<int64_t> last_log{0};
+  const int64_t now = std::time(nullptr);
+  int64_t last = last_log.load(std::memory_order_relaxed);
+  if (now - last < 5 || !last_log.compare_exchange_strong(last, now)) return;
+  spdlog::warn("write to {} refused: {}", image, s.ToString());
+}
+
+void OnSetattr(fuse_req_t req, fuse_ino_t ino, struct stat* attr, int to_set, fuse_file_info*) {
+  FuseServer* server = Server(req);
+  auto image = ImageOf(server, ino);
+  if (image == nullptr) {
+    fuse_reply_err(req, ino == kRootIno ? EPERM : ENOENT);
+    return;
+  }
+  if ((to_set & FUSE_SET_ATTR_SIZE) != 0 && static_cast<uint64_t>(attr->st_size) != image->record().size) {
+    spdlog::warn("truncate {} to {} refused: images keep the size the storage host gives them ({})",
+                 image->record().name, attr->st_size, image->record().size);
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  if ((to_set & (FUSE_SET_ATTR_MODE | FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID)) != 0) {
+    fuse_reply_err(req, EPERM);
+    return;
+  }
+  // Times (touch, utimes) are accepted and not kept: the storage host owns them.
+  struct stat st;
+  FillAttr(server, ino, &st);
+  fuse_reply_attr(req, &st, 1.0);
+}
 
 void OnOpendir(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
   if (ino != kRootIno) {
@@ -143,11 +181,17 @@ void OnOpen(fuse_req_t req, fuse_ino_t ino, fuse_file_info* fi) {
     fuse_reply_err(req, ino == kRootIno ? EISDIR : ENOENT);
     return;
   }
-  if ((fi->flags & O_ACCMODE) != O_RDONLY || (fi->flags & O_TRUNC) != 0) {
-    fuse_reply_err(req, EROFS);
+  auto image = ImageOf(server, ino);
+  if ((fi->flags & O_TRUNC) != 0 && image->record().size != 0 && (fi->flags & O_ACCMODE) != O_RDONLY) {
+    spdlog::warn("open {} with O_TRUNC refused: images keep their size", image->record().name);
+    fuse_reply_err(req, EPERM);
     return;
   }
-  fi->keep_cache = 1;  // bytes never change while mounted: keep the kernel page cache across opens
+  // Opening for writing is always allowed (QEMU opens its disks read-write
+  // on an incoming migration before it owns them); each write is checked.
+  // The page cache stays valid across opens: only writes through this mount
+  // change the bytes (and the kernel updates its pages with them).
+  fi->keep_cache = 1;
   fuse_reply_open(req, fi);
 }
 
@@ -180,6 +224,72 @@ void OnRead(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, fuse_file_in
     fuse_reply_data(req, &bufv, FUSE_BUF_SPLICE_MOVE);
   }
   // `lease` unpins here, after the kernel has the bytes.
+}
+
+void OnWrite(fuse_req_t req, fuse_ino_t ino, const char* buf, size_t size, off_t off, fuse_file_info*) {
+  FuseServer* server = Server(req);
+  auto image = ImageOf(server, ino);
+  if (image == nullptr) {
+    fuse_reply_err(req, ino == kRootIno ? EISDIR : ENOENT);
+    return;
+  }
+  auto deadline = std::chrono::steady_clock::now() + server->options().timeout;
+  Status s = image->Write(static_cast<uint64_t>(off), std::span(reinterpret_cast<const uint8_t*>(buf), size), deadline);
+  if (!s.ok()) {
+    int err = s.code() == StatusCode::kOutOfRange ? EFBIG : s.ToErrno();
+    if (s.code() == StatusCode::kReadOnly) {
+      LogRefusedWrite(image->record().name, s);
+    } else {
+      spdlog::error("write {} [{}+{}]: {}", image->record().name, off, size, s.ToString());
+    }
+    fuse_reply_err(req, err);
+    return;
+  }
+  if (server->options().on_write) server->options().on_write(static_cast<uint32_t>(ino - 2), static_cast<uint64_t>(off), size);
+  if (WriteBack* wb = server->cache().write_back()) wb->Wake();
+  fuse_reply_write(req, size);
+}
+
+// fsync and fdatasync alike: the bytes are what matters, and the storage
+// host keeps no metadata a guest could change.
+void OnFsync(fuse_req_t req, fuse_ino_t ino, int, fuse_file_info*) {
+  FuseServer* server = Server(req);
+  auto image = ImageOf(server, ino);
+  WriteBack* wb = server->cache().write_back();
+  if (image == nullptr || wb == nullptr) {
+    fuse_reply_err(req, image == nullptr && ino != kRootIno ? ENOENT : 0);
+    return;
+  }
+  Status s = wb->Flush(*image, std::chrono::steady_clock::now() + server->options().timeout);
+  if (!s.ok()) spdlog::error("fsync {}: {}", image->record().name, s.ToString());
+  fuse_reply_err(req, s.ok() ? 0 : s.ToErrno());
+}
+
+// close(): nothing to do. Acknowledged writes are already durable locally;
+// only fsync promises the storage host has them.
+void OnFlush(fuse_req_t req, fuse_ino_t, fuse_file_info*) { fuse_reply_err(req, 0); }
+
+void OnFallocate(fuse_req_t req, fuse_ino_t ino, int mode, off_t offset, off_t length, fuse_file_info*) {
+  FuseServer* server = Server(req);
+  auto image = ImageOf(server, ino);
+  if (image == nullptr) {
+    fuse_reply_err(req, ENOENT);
+    return;
+  }
+  if ((mode & ~FALLOC_FL_KEEP_SIZE) != 0) {
+    // Punching holes / zeroing ranges: QEMU falls back to writing zeros.
+    fuse_reply_err(req, EOPNOTSUPP);
+    return;
+  }
+  Status allowed = server->cache().access().WritePermission();
+  if (!allowed.ok()) {
+    LogRefusedWrite(image->record().name, allowed);
+    fuse_reply_err(req, EROFS);
+    return;
+  }
+  const bool grows = static_cast<uint64_t>(offset) + static_cast<uint64_t>(length) > image->record().size;
+  // Inside the image there is nothing to reserve: the bytes exist on the storage host.
+  fuse_reply_err(req, grows && (mode & FALLOC_FL_KEEP_SIZE) == 0 ? EFBIG : 0);
 }
 
 void OnStatfs(fuse_req_t req, fuse_ino_t) {
@@ -275,8 +385,6 @@ void OnRename(fuse_req_t req, fuse_ino_t, const char*, fuse_ino_t, const char*, 
 }
 void OnLink(fuse_req_t req, fuse_ino_t, fuse_ino_t, const char*) { fuse_reply_err(req, EROFS); }
 void OnCreate(fuse_req_t req, fuse_ino_t, const char*, mode_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
-void OnWrite(fuse_req_t req, fuse_ino_t, const char*, size_t, off_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
-void OnFallocate(fuse_req_t req, fuse_ino_t, int, off_t, off_t, fuse_file_info*) { fuse_reply_err(req, EROFS); }
 
 const fuse_lowlevel_ops kOps = [] {
   fuse_lowlevel_ops ops{};
@@ -303,6 +411,8 @@ const fuse_lowlevel_ops kOps = [] {
   ops.create = OnCreate;
   ops.write = OnWrite;
   ops.fallocate = OnFallocate;
+  ops.fsync = OnFsync;
+  ops.flush = OnFlush;
   return ops;
 }();
 

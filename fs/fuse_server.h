@@ -1,12 +1,17 @@
 // FuseServer: the libfuse3 low-level filesystem over a VmCache.
 //
 // Namespace: inode 1 is the VM's directory; image i is inode 2+i, a regular
-// read-only file of the image's size. The namespace is fixed for the life of
-// the mount, so lookups need no lock and entries/attributes are cached by the
-// kernel for an hour. Every write path (open for writing, create, unlink,
-// truncate, ...) is refused with EROFS (writes come in issue 5). The mount
-// is not "ro" only so that the root's user.affinity.control attribute can
-// be set (affinityctl migrate ... --mount).
+// file of the image's size. The namespace is fixed for the life of the
+// mount, so lookups need no lock and entries/attributes are cached by the
+// kernel for an hour; create, unlink, rename, mkdir, ... answer EROFS.
+//
+// Writes (docs/writes.md): write() goes to ImageCache::Write and is answered
+// once the bytes are durable in the local cache (EROFS while this host does
+// not own the images); fsync/fdatasync wait for the write-back. Images keep
+// their size: a write past the end is EFBIG, a truncate to another size
+// EPERM, fallocate inside the size a no-op, punching holes EOPNOTSUPP.
+// The kernel's write-back cache stays off (every write reaches us, so the
+// acknowledgement means what docs/writes.md says).
 //
 // Reads: Acquire() from the ImageCache (may block this worker until the fetch
 // completes or --timeout passes), then fuse_reply_data with an fd buffer, so
@@ -44,6 +49,8 @@ struct FuseServerOptions {
   // Told of every read request (image index, offset, length) before it is
   // served, on the FUSE worker: must be quick (the access recorder's ring).
   std::function<void(uint32_t image, uint64_t offset, uint64_t length)> on_read;
+  // The same for every write acknowledged.
+  std::function<void(uint32_t image, uint64_t offset, uint64_t length)> on_write;
   // More user.affinity.* attributes of the root directory (grant state).
   std::function<std::vector<std::pair<std::string, std::string>>()> extra_root_xattrs;
   unsigned max_threads = 64;

@@ -53,6 +53,7 @@ Status GrantKeeper::Install(const std::string& token, bool write_back) {
   token_ = token;
   claims_ = decoded->claims;
   if (!same_migration) snap_.migration_state.clear();
+  if (access_ != nullptr) access_->set_writable(claims_.Allows(acl::Operation::kWrite));
   return Status::Ok();
 }
 
@@ -65,6 +66,7 @@ void GrantKeeper::Start(fetcher::HttpsClient* client, AccessState* access, Chunk
     std::lock_guard lock(mu_);
     // Until the migration's state is known, what is fetched belongs to it.
     access_->set_tag(claims_.migration);
+    access_->set_writable(claims_.Allows(acl::Operation::kWrite));
   }
   thread_ = std::thread([this] { Loop(); });
 }

@@ -1,4 +1,5 @@
 #include "fs/image_cache.h"
+#include "fs/image_cache_flight.h"
 
 #include <spdlog/spdlog.h>
 
@@ -22,21 +23,6 @@ uint64_t MicrosSince(std::chrono::steady_clock::time_point t0) {
 }
 }  // namespace
 
-struct ImageCache::Flight {
-  ByteRange range;
-  uint32_t first = 0;
-  uint32_t count = 0;
-  ChunkOrigin origin = ChunkOrigin::kDemand;
-  std::string migration;  // AccessState::tag() when the fetch started
-
-  std::mutex mu;
-  std::condition_variable cv;
-  bool done = false;                               // guarded by mu
-  Status status;                                   // guarded by mu
-  std::shared_ptr<std::vector<uint8_t>> unstored;  // guarded by mu; bytes the disk refused
-  // Set before the fetch starts, called once it landed (prefetch engine).
-  std::function<void(const Status&)> on_done;
-};
 
 // ---------------------------------------------------------------- ReadLease
 
@@ -79,7 +65,10 @@ ImageCache::ImageCache(ImageRecord record, std::shared_ptr<DataFile> file, Chunk
       access_(access),
       last_access_(new std::atomic<uint64_t>[chunk_count_ == 0 ? 1 : chunk_count_]()) {}
 
-ImageCache::~ImageCache() { budget_->Sub(cached_bytes()); }
+ImageCache::~ImageCache() {
+  budget_->Sub(cached_bytes());
+  budget_->SubDirty(dirty_bytes());
+}
 
 uint64_t ImageCache::ChunkLength(uint32_t idx) const {
   uint64_t off = ChunkOffset(idx);
@@ -92,20 +81,30 @@ uint64_t ImageCache::chunks_present() const {
 }
 
 void ImageCache::LoadPresent(const std::vector<ChunkRecord>& chunks) {
-  uint64_t bytes = 0;
+  uint64_t bytes = 0, dirty = 0;
   {
     std::lock_guard lock(mu_);
+    const auto now = std::chrono::steady_clock::now();
     for (const ChunkRecord& c : chunks) {
       if (c.idx >= chunk_count_ || present_.contains(c.idx)) continue;
       present_.add(c.idx);
-      unverified_.add(c.idx);
-      unverified_digest_[c.idx] = c.digest;
+      if (c.dirty) {
+        // Written before a restart and not yet written back: all of it goes
+        // (the sub-block mask lived in RAM only). Sequence 0: any flush waits for it.
+        dirty_[c.idx] = DirtyChunk{0, 0, ~uint64_t{0}, false, now};
+        dirty += ChunkLength(c.idx);
+      } else {
+        unverified_.add(c.idx);
+        unverified_digest_[c.idx] = c.digest;
+      }
       if (!c.migration.empty()) by_migration_[c.migration].add(c.idx);
       bytes += ChunkLength(c.idx);
     }
   }
   cached_bytes_.fetch_add(bytes, std::memory_order_relaxed);
   budget_->Add(bytes);
+  dirty_bytes_.fetch_add(dirty, std::memory_order_relaxed);
+  budget_->AddDirty(dirty);
 }
 
 void ImageCache::PlanRunsLocked(uint32_t first, uint32_t last, ChunkOrigin origin, uint64_t max_run_bytes,
@@ -470,7 +469,7 @@ bool ImageCache::IsInFlight(uint32_t idx) const {
 void ImageCache::CollectEvictionCandidates(std::vector<EvictionCandidate>& out) {
   std::lock_guard lock(mu_);
   for (uint32_t idx : present_) {
-    if (pins_.count(idx) != 0) continue;
+    if (pins_.count(idx) != 0 || dirty_.count(idx) != 0) continue;  // dirty chunks are never evicted
     out.push_back({last_access_[idx].load(std::memory_order_relaxed), this, idx});
   }
 }
@@ -485,7 +484,9 @@ uint64_t ImageCache::DropIfIdle(uint32_t idx, bool eviction) {
   evicting->count = 1;
   {
     std::lock_guard lock(mu_);
-    if (!present_.contains(idx) || pins_.count(idx) != 0 || inflight_.count(idx) != 0) return 0;
+    if (!present_.contains(idx) || pins_.count(idx) != 0 || inflight_.count(idx) != 0 || dirty_.count(idx) != 0) {
+      return 0;
+    }
     present_.remove(idx);
     if (unverified_.contains(idx)) {
       unverified_.remove(idx);
@@ -524,6 +525,11 @@ Status ImageCache::DropChunk(uint32_t idx, Deadline deadline) {
         fetching = it->second;
       } else if (!present_.contains(idx)) {
         return Status::Ok();  // not cached (any more)
+      } else if (dirty_.count(idx) != 0) {
+        // Written here after this host became the owner: the only copy of
+        // those bytes until written back. Never dropped.
+        spdlog::warn("{}: chunk {} is dirty (written here, not yet written back); keeping it", record_.name, idx);
+        return Status::Ok();
       }
     }
     if (std::chrono::steady_clock::now() >= deadline) {

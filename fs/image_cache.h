@@ -19,6 +19,14 @@
 //   migration tag current when it started; its chunks are remembered per
 //   tag, and a fetch whose tag was purged meanwhile is discarded.
 //
+// Writes (docs/writes.md, image_cache_write.cc): Write() makes the chunks it
+//   touches present first (a partial chunk is fetched; a fully overwritten
+//   one is not), writes the cache file, marks them dirty and returns once
+//   bytes and index rows are durable locally. Dirty chunks are never evicted
+//   or dropped; the WriteBack thread takes them (TakeWriteBackRuns), PUTs
+//   them and reports back (FinishWriteBack): a chunk becomes clean only if no
+//   write touched it since its bytes were read for the PUT.
+//
 // Thread safety: all public methods from any thread. mu_ guards the bitmaps
 // and tables; it is never held while waiting for a fetch, doing file I/O, or
 // calling into the ChunkSource.
@@ -33,7 +41,9 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <map>
 #include <optional>
+#include <span>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -76,6 +86,14 @@ class ReadLease {
   int fd_ = -1;
   uint64_t offset_ = 0, length_ = 0;
   std::shared_ptr<std::vector<uint8_t>> memory_;
+};
+
+// A span of dirty bytes the write-back sends in one PUT: contiguous, over one
+// or more chunks, each with the write sequence its bytes were taken at.
+struct WriteBackRun {
+  uint64_t offset = 0;
+  uint64_t length = 0;
+  std::vector<std::pair<uint32_t, uint64_t>> chunks;  // (chunk index, its write seq when taken)
 };
 
 struct EvictionCandidate {
@@ -131,6 +149,29 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   // Every chunk overlapping [offset, offset+length) (stale at commit):
   Status InvalidateRange(uint64_t offset, uint64_t length, Deadline deadline);
 
+  // --- writes (image_cache_write.cc) ---
+  // kReadOnly while this host may not write; kOutOfRange past the image's
+  // end (images have a fixed size); kTimeout when a fetch of a partial chunk
+  // or room among the dirty bytes did not come in time; kNoSpace / kIoError
+  // from the cache disk. On an error the range's content is undefined (as on
+  // a disk), but whatever a later read returns is what gets written back.
+  Status Write(uint64_t offset, std::span<const uint8_t> data, Deadline deadline);
+  // The sequence number of the last acknowledged write (a flush barrier).
+  uint64_t WriteSeq() const;
+  // Waits until every write with seq <= barrier is on the storage host;
+  // false if the deadline passed first.
+  bool WaitWrittenBack(uint64_t barrier, Deadline deadline);
+  // Write-back: dirty chunks not already being written back, dirty since
+  // before `dirty_before` (all of them if `everything`), as runs of at most
+  // `max_run_bytes`, at most `max_runs` runs.
+  std::vector<WriteBackRun> TakeWriteBackRuns(std::chrono::steady_clock::time_point dirty_before, bool everything,
+                                              uint64_t max_run_bytes, size_t max_runs);
+  // The run was PUT (status ok) or failed; chunks not rewritten since become clean.
+  void FinishWriteBack(const WriteBackRun& run, const Status& status);
+  uint64_t dirty_bytes() const { return dirty_bytes_.load(std::memory_order_relaxed); }
+  uint64_t dirty_chunks() const;
+  DataFile& data_file() { return *file_; }
+
   const ImageRecord& record() const { return record_; }
   ImageStats& stats() { return stats_; }
   uint64_t cached_bytes() const { return cached_bytes_.load(std::memory_order_relaxed); }
@@ -156,6 +197,10 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   Status DropChunk(uint32_t idx, Deadline deadline);
   // TryEvict's work; `eviction` says whether it counts in evicted_bytes.
   uint64_t DropIfIdle(uint32_t idx, bool eviction);
+  // A write's sub-block mask of chunk idx for [offset, offset+length).
+  uint64_t SubBlockMask(uint32_t idx, uint64_t offset, uint64_t length) const;
+  // Under mu_: chunk idx becomes dirty with write `seq` over `mask`.
+  void MarkDirtyLocked(uint32_t idx, uint64_t seq, uint64_t mask, std::vector<uint32_t>& newly_dirty);
   Result<ReadLease> ServeFromFlights(uint64_t offset, uint64_t length,
                                      const std::vector<std::shared_ptr<Flight>>& flights);
 
@@ -178,6 +223,18 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   std::unordered_map<uint32_t, std::shared_ptr<Flight>> inflight_;  // guarded by mu_
   std::unordered_map<uint32_t, uint32_t> pins_;                 // guarded by mu_
   std::unordered_map<std::string, Roaring> by_migration_;        // guarded by mu_; chunks per migration tag
+  // Dirty chunks (written here, not yet on the storage host).
+  struct DirtyChunk {
+    uint64_t seq = 0;             // the last write to it
+    uint64_t unflushed_from = 0;  // the oldest write to it not yet written back
+    uint64_t mask = 0;            // dirty sub-blocks (chunk_size / 64 bytes each)
+    bool writing_back = false;    // in a PUT now
+    std::chrono::steady_clock::time_point since;  // dirty since (write-back delay)
+  };
+  std::map<uint32_t, DirtyChunk> dirty_;                        // guarded by mu_
+  uint64_t write_seq_ = 0;                                      // guarded by mu_
+  std::condition_variable written_back_cv_;                     // with mu_
+  std::atomic<uint64_t> dirty_bytes_{0};
   uint64_t readahead_next_ = UINT64_MAX;                        // guarded by mu_
   uint64_t readahead_stream_bytes_ = 0;                         // guarded by mu_
 };

@@ -30,6 +30,14 @@ struct ImageStats {
   std::atomic<uint64_t> evicted_bytes{0};
   std::atomic<uint64_t> store_errors{0};       // cache file writes that failed (e.g. disk full)
   std::atomic<int64_t> inflight_fetches{0};
+  // Writes (docs/writes.md).
+  std::atomic<uint64_t> write_requests{0};
+  std::atomic<uint64_t> bytes_written{0};      // acknowledged write bytes
+  std::atomic<uint64_t> writeback_requests{0}; // PUTs that succeeded
+  std::atomic<uint64_t> writeback_bytes{0};
+  std::atomic<uint64_t> writeback_errors{0};   // PUTs that failed (retried later, nothing dropped)
+  std::atomic<uint64_t> flushes{0};            // fsync/fdatasync calls answered
+  std::atomic<uint64_t> last_flush_us{0};      // how long the last one took
   LatencyHistogram miss_latency_us;
 
   static void Add(std::atomic<uint64_t>& counter, uint64_t n) { counter.fetch_add(n, std::memory_order_relaxed); }

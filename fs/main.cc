@@ -133,7 +133,9 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
     return 1;
   }
 
-  fs::VmCacheOptions cache_options{o.cache_dir, o.vm, static_cast<uint32_t>(o.chunk_size), o.cache_size};
+  fs::VmCacheOptions cache_options{o.cache_dir, o.vm, static_cast<uint32_t>(o.chunk_size), o.cache_size, {}};
+  cache_options.write_back.delay = o.writeback_delay;
+  cache_options.write_back.request_timeout = o.timeout;
   auto listing = fs::FetchImageListing(**client, o.vm, std::chrono::steady_clock::now() + o.timeout);
   if (!listing.ok()) {
     StatusCode code = listing.status().code();
@@ -153,7 +155,7 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   }
 
   fs::RemoteChunkSource source(client->get(), o.vm, [grants](const std::string& code) { grants->Poke(code); });
-  auto cache = fs::VmCache::Open(cache_options, *listing, &source);
+  auto cache = fs::VmCache::Open(cache_options, *listing, &source, &source);
   if (!cache.ok()) {
     reporter.Fail(cache.status());
     return 1;
@@ -191,6 +193,9 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   server_options.on_read = [accesses, prefetch](uint32_t image, uint64_t offset, uint64_t length) {
     accesses->Record(image, offset, length, affinity::profile::AccessOp::kRead);
     if (prefetch != nullptr) prefetch->OnRead(image, offset, length);
+  };
+  server_options.on_write = [accesses](uint32_t image, uint64_t offset, uint64_t length) {
+    accesses->Record(image, offset, length, affinity::profile::AccessOp::kWrite);
   };
   server_options.mountpoint = o.mountpoint;
   server_options.storage_url = o.storage_url;
@@ -244,6 +249,20 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
   reporter.Succeed();
   s = server->Run();
   if (!s.ok()) spdlog::error("{}", s.ToString());
+  // Unmounted: write back what is dirty while the grant and the client are
+  // still here. Whatever does not make it stays in the cache for the next run.
+  if (fs::WriteBack* wb = (*cache)->write_back()) {
+    Status flushed = wb->FlushAll(std::chrono::steady_clock::now() + o.timeout);
+    uint64_t left = 0;
+    for (const auto& image : (*cache)->images()) left += image->dirty_bytes();
+    if (!flushed.ok()) {
+      spdlog::error("unmount: {} dirty bytes not written back ({}); they stay in {} and are written back by the "
+                    "next mount",
+                    left, flushed.ToString(), o.cache_dir);
+    } else {
+      spdlog::info("unmount: every write is on the storage host");
+    }
+  }
   // Unmount first, then stop fetching (pending callbacks complete as cancelled),
   // then flush and close the cache.
   grants->Stop();  // before the server and the cache it calls into

@@ -25,4 +25,27 @@ void RemoteChunkSource::Fetch(const std::string& image, ByteRange range, fetcher
   });
 }
 
+void RemoteChunkSource::Store(const std::string& image, uint64_t offset, std::string bytes, Deadline deadline,
+                              std::function<void(const Status&)> done) {
+  fetcher::Request req;
+  req.method = "PUT";
+  req.path = ImagePath(vm_, image);
+  // Ahead of prefetch, behind a VM waiting on a read.
+  req.priority = fetcher::Priority::kCritical;
+  req.deadline = deadline;
+  const std::string what = "write back " + image + " bytes " + std::to_string(offset) + "+" + std::to_string(bytes.size());
+  req.headers.push_back("Content-Range: bytes " + std::to_string(offset) + "-" +
+                        std::to_string(offset + bytes.size() - 1) + "/*");
+  req.body = std::move(bytes);
+  client_->Submit(std::move(req), [this, what, done = std::move(done)](fetcher::FetchOutcome outcome) {
+    if (!outcome.status.ok()) {
+      const int http = outcome.failure.http_status;
+      if ((http == 401 || http == 403) && on_refusal_) on_refusal_(outcome.failure.server_error);
+      done(outcome.status.WithContext(what));
+      return;
+    }
+    done(Status::Ok());
+  });
+}
+
 }  // namespace affinity::fs

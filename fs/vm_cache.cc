@@ -39,8 +39,23 @@ Result<std::vector<RemoteImage>> VmCache::CachedListing(const VmCacheOptions& op
   return out;
 }
 
+namespace {
+// An image about to be emptied or deleted must not hold acknowledged writes.
+Status RefuseIfDirty(ChunkIndex& index, const std::string& vm_dir, const std::string& image, const std::string& why) {
+  auto dirty = index.CountDirty(image);
+  if (!dirty.ok()) return dirty.status();
+  if (*dirty == 0) return Status::Ok();
+  return FailedPrecondition(image + " " + why + ", but " + std::to_string(*dirty) +
+                            " chunks written on this host were never written back to the storage host; refusing to "
+                            "drop them. Their bytes are in " + vm_dir + "/data/" + image +
+                            " (chunk i at offset i * chunk size; rows with state=2 in " + vm_dir +
+                            "/index.sqlite). Restore the image on the storage host to mount and write them back, or "
+                            "move the cache directory away to discard them");
+}
+}  // namespace
+
 Result<std::unique_ptr<VmCache>> VmCache::Open(const VmCacheOptions& options, const std::vector<RemoteImage>& listing,
-                                               ChunkSource* source) {
+                                               ChunkSource* source, ChunkSink* sink) {
   Status s = ValidateName("vm", options.vm);
   if (!s.ok()) return s;
   if (options.chunk_size == 0 || (options.chunk_size & (options.chunk_size - 1)) != 0) {
@@ -90,6 +105,8 @@ Result<std::unique_ptr<VmCache>> VmCache::Open(const VmCacheOptions& options, co
       spdlog::info("{}: {} cached chunks from the previous run", remote.name, chunks->size());
     } else {
       if (prev != previous.end()) {
+        s = RefuseIfDirty(*cache->index_, VmDir(options), remote.name, "changed on the storage host");
+        if (!s.ok()) return s;
         spdlog::info("{}: changed on the storage host (generation {} -> {}, size {} -> {}, chunk size {} -> {}); "
                      "dropping its cached bytes",
                      remote.name, prev->second.generation, record.generation, prev->second.size, record.size,
@@ -104,18 +121,22 @@ Result<std::unique_ptr<VmCache>> VmCache::Open(const VmCacheOptions& options, co
     cache->images_.push_back(std::move(image));
   }
   for (const auto& [name, record] : previous) {
+    s = RefuseIfDirty(*cache->index_, VmDir(options), name, "is no longer on the storage host");
+    if (!s.ok()) return s;
     spdlog::info("{}: no longer on the storage host; deleting its cache", name);
     s = cache->index_->DropImage(name);
     if (!s.ok()) return s;
     std::error_code ec;
     std::filesystem::remove(VmDir(options) + "/data/" + name, ec);
   }
+  if (sink != nullptr) cache->write_back_ = std::make_unique<WriteBack>(cache->images_, sink, options.write_back);
   cache->evictor_ = std::make_unique<Evictor>(cache->budget_.get(), [c = cache.get()] { return c->images_; });
   return cache;
 }
 
 VmCache::~VmCache() {
   if (evictor_) evictor_->Stop();
+  if (write_back_) write_back_->Stop();  // its last completions still record clean rows
   if (index_) {
     Status s = index_->Flush();
     if (!s.ok()) spdlog::error("final cache index flush: {}", s.ToString());
@@ -128,6 +149,7 @@ VmCache::~VmCache() {
 void VmCache::Start() {
   index_->StartWriter();
   evictor_->Start();
+  if (write_back_) write_back_->Start();
 }
 
 std::shared_ptr<ImageCache> VmCache::Find(const std::string& name) const {

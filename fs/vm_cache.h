@@ -7,6 +7,9 @@
 // Open() reconciles the cache with the storage host's listing: an image whose
 // size, generation or chunk size changed is emptied (its bytes are stale), an
 // image that disappeared is deleted, the rest is loaded into RAM bitmaps.
+// Never when it holds dirty chunks (acknowledged writes not yet written
+// back): then Open fails (kFailedPrecondition) and says what to do, rather
+// than lose them.
 //
 // Thread model: Start() launches the index writer and the evictor (call it
 // after daemonizing); the destructor stops both after flushing the index.
@@ -20,9 +23,11 @@
 #include "common/status.h"
 #include "fs/cache_budget.h"
 #include "fs/chunk_index.h"
+#include "fs/chunk_sink.h"
 #include "fs/chunk_source.h"
 #include "fs/evictor.h"
 #include "fs/image_cache.h"
+#include "fs/write_back.h"
 
 namespace affinity::fs {
 
@@ -31,6 +36,7 @@ struct VmCacheOptions {
   std::string vm;
   uint32_t chunk_size = 256 * 1024;
   uint64_t cache_size = 0;  // bytes; 0 = no limit
+  WriteBackOptions write_back;
 };
 
 // What the storage host says an image is (from GET /v1/vms/{vm}/images).
@@ -44,14 +50,18 @@ class VmCache {
  public:
   // kPermissionDenied / kIoError with the path when the cache dir is unusable;
   // kUnavailable when another daemon holds the cache's lock.
+  // `sink` (may be null: nothing is written back) receives the write-back.
   static Result<std::unique_ptr<VmCache>> Open(const VmCacheOptions& options, const std::vector<RemoteImage>& listing,
-                                               ChunkSource* source);
+                                               ChunkSource* source, ChunkSink* sink = nullptr);
   // The listing recorded by the last run (to mount while the storage host is unreachable).
   static Result<std::vector<RemoteImage>> CachedListing(const VmCacheOptions& options);
   ~VmCache();
 
+  // Starts the index writer, the evictor and the write-back.
   void Start();
   Status Flush() { return index_->Flush(); }
+  // Writes (docs/writes.md). Null when opened without a sink.
+  WriteBack* write_back() { return write_back_.get(); }
 
   const std::vector<std::shared_ptr<ImageCache>>& images() const { return images_; }
   std::shared_ptr<ImageCache> Find(const std::string& name) const;
@@ -76,6 +86,7 @@ class VmCache {
   std::unique_ptr<CacheBudget> budget_;
   std::vector<std::shared_ptr<ImageCache>> images_;
   std::unique_ptr<Evictor> evictor_;
+  std::unique_ptr<WriteBack> write_back_;
   AccessState access_;
 };
 

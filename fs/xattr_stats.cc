@@ -1,5 +1,6 @@
 #include "fs/xattr_stats.h"
 
+#include <algorithm>
 #include <cstdio>
 
 namespace affinity::fs {
@@ -16,7 +17,9 @@ uint64_t Get(const std::atomic<uint64_t>& a) { return a.load(std::memory_order_r
 struct Totals {
   uint64_t hits = 0, misses = 0, bytes_from_cache = 0, bytes_after_miss = 0, bytes_demand = 0, bytes_readahead = 0, bytes_prefetch = 0,
            fetch_requests = 0, fetch_errors = 0, corrupt_chunks = 0, evicted_bytes = 0, store_errors = 0,
-           cached_bytes = 0, chunks_present = 0, chunks_total = 0;
+           cached_bytes = 0, chunks_present = 0, chunks_total = 0, dirty_bytes = 0, dirty_chunks = 0,
+           write_requests = 0, bytes_written = 0, writeback_requests = 0, writeback_bytes = 0, writeback_errors = 0,
+           flushes = 0, last_flush_us = 0;
   int64_t inflight = 0;
 
   void Add(ImageCache& image) {
@@ -37,6 +40,15 @@ struct Totals {
     cached_bytes += image.cached_bytes();
     chunks_present += image.chunks_present();
     chunks_total += image.chunk_count();
+    dirty_bytes += image.dirty_bytes();
+    dirty_chunks += image.dirty_chunks();
+    write_requests += Get(s.write_requests);
+    bytes_written += Get(s.bytes_written);
+    writeback_requests += Get(s.writeback_requests);
+    writeback_bytes += Get(s.writeback_bytes);
+    writeback_errors += Get(s.writeback_errors);
+    flushes += Get(s.flushes);
+    last_flush_us = std::max(last_flush_us, Get(s.last_flush_us));
   }
 
   void AppendTo(XattrList& out, const LatencyHistogram& latency) const {
@@ -59,6 +71,15 @@ struct Totals {
     put("cached_bytes", std::to_string(cached_bytes));
     put("chunks_present", std::to_string(chunks_present));
     put("chunks_total", std::to_string(chunks_total));
+    put("dirty_bytes", std::to_string(dirty_bytes));
+    put("writeback_queue", std::to_string(dirty_chunks));
+    put("writeback_errors", std::to_string(writeback_errors));
+    put("last_flush_us", std::to_string(last_flush_us));
+    put("writes", std::to_string(write_requests));
+    put("bytes_written", std::to_string(bytes_written));
+    put("writeback_requests", std::to_string(writeback_requests));
+    put("writeback_bytes", std::to_string(writeback_bytes));
+    put("flushes", std::to_string(flushes));
     put("miss_latency_p50_us", std::to_string(latency.Percentile(0.50)));
     put("miss_latency_p99_us", std::to_string(latency.Percentile(0.99)));
   }

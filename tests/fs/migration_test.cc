@@ -203,6 +203,11 @@ TEST_F(MigrationTest, CommitInvalidatesExactlyWhatTheSourceWroteAfterThePrefetch
   ASSERT_EQ(ReadFile(MountPath("data.raw"), &before), 0);  // prefetched; now also in the kernel page cache
   ASSERT_TRUE(before == data_bytes_);
   const ServedCounters served_before = Served("data.raw");
+  // Before the commit the destination does not own the images: EROFS.
+  int wfd = ::open(MountPath("data.raw").c_str(), O_RDWR);
+  ASSERT_GE(wfd, 0) << std::strerror(errno);
+  EXPECT_EQ(::pwrite(wfd, "D", 1, 10), -1);
+  EXPECT_EQ(errno, EROFS);
 
   // The source keeps running and writes after the destination fetched.
   const uint64_t at = 300000;
@@ -231,6 +236,12 @@ TEST_F(MigrationTest, CommitInvalidatesExactlyWhatTheSourceWroteAfterThePrefetch
   std::string expected = data_bytes_;
   expected.replace(at, written.size(), written);
   EXPECT_TRUE(after == expected) << "a stale byte was read after commit";
+  // The owner now: it writes, and fsync puts the write on the storage host.
+  ASSERT_EQ(::pwrite(wfd, "D", 1, 10), 1) << std::strerror(errno);
+  ASSERT_EQ(::fsync(wfd), 0) << std::strerror(errno);
+  ::close(wfd);
+  expected[10] = 'D';
+  EXPECT_TRUE(ReadWholeFile(SourcePath("data.raw")) == expected) << "the owner's write is on the storage host";
   // Only the invalidated chunk came again, not the whole file.
   const ServedCounters served_after = Served("data.raw");
   EXPECT_GT(served_after.bytes, served_before.bytes);

@@ -66,13 +66,20 @@ TEST_F(ReadPathTest, RandomReadsAreByteExactAcrossChunksAndPastEof) {
   EXPECT_TRUE(data == data_bytes_);
 }
 
-TEST_F(ReadPathTest, EveryWritePathIsRefusedWithErofs) {
+// A read grant: the host does not own the images. Writes are refused with
+// EROFS (docs/writes.md); the namespace and the size never change.
+TEST_F(ReadPathTest, EveryWritePathIsRefusedWithoutTheOwnersGrant) {
   StartServer();
   auto mount = Mount();
-  EXPECT_EQ(::open(MountPath("data.raw").c_str(), O_WRONLY), -1);
+  int fd = ::open(MountPath("data.raw").c_str(), O_WRONLY);
+  ASSERT_GE(fd, 0) << "opening for writing is allowed (QEMU does it before it owns the disk): " << std::strerror(errno);
+  EXPECT_EQ(::pwrite(fd, "x", 1, 0), -1);
   EXPECT_EQ(errno, EROFS);
-  EXPECT_EQ(::open(MountPath("data.raw").c_str(), O_RDONLY | O_TRUNC), -1);
+  EXPECT_EQ(::fallocate(fd, 0, 0, 4096), -1);
   EXPECT_EQ(errno, EROFS);
+  ::close(fd);
+  EXPECT_EQ(::open(MountPath("data.raw").c_str(), O_RDWR | O_TRUNC), -1);
+  EXPECT_EQ(errno, EPERM) << "images keep their size";
   EXPECT_EQ(::open(MountPath("new.raw").c_str(), O_CREAT | O_WRONLY, 0644), -1);
   EXPECT_EQ(errno, EROFS);
   EXPECT_EQ(::mkdir(MountPath("dir").c_str(), 0755), -1);
@@ -82,10 +89,12 @@ TEST_F(ReadPathTest, EveryWritePathIsRefusedWithErofs) {
   EXPECT_EQ(::rename(MountPath("data.raw").c_str(), MountPath("moved.raw").c_str()), -1);
   EXPECT_EQ(errno, EROFS);
   EXPECT_EQ(::truncate(MountPath("data.raw").c_str(), 0), -1);
-  EXPECT_EQ(errno, EROFS);
+  EXPECT_EQ(errno, EPERM);
   EXPECT_EQ(::setxattr(MountPath("data.raw").c_str(), "user.affinity.control", "refresh", 7, 0), -1);
   EXPECT_EQ(errno, EROFS) << "the control attribute lives on the mount's root only";
-  EXPECT_EQ(ReadWholeFile(MountPath("data.raw")).size(), kDataSize) << "and the image is untouched";
+  EXPECT_EQ(ReadWholeFile(MountPath("data.raw")), data_bytes_) << "and the image is untouched";
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), data_bytes_);
+  EXPECT_NE(mount->log().find("does not own the VM's images"), std::string::npos) << "a clear log line";
 }
 
 TEST_F(ReadPathTest, TraceReplayOnTheMountReportsTheHitRatioOfEachRun) {

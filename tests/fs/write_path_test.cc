@@ -1,0 +1,200 @@
+// The write path end to end (docs/writes.md), on a real mount over a real
+// storage host: acknowledged writes read back at once, fsync puts them on the
+// storage host, a daemon killed with SIGKILL loses none of them, a dead
+// storage host makes fsync fail (EIO) without dropping anything, dirty data
+// is never evicted from a small cache, and a mount refuses to start rather
+// than discard unwritten data of an image that changed meanwhile.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <random>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/fs/read_path_fixture.h"
+
+namespace affinity::testing {
+namespace {
+
+class WritePathTest : public ReadPathTest {
+ protected:
+  void SetUp() override {
+    ReadPathTest::SetUp();
+    model_ = data_bytes_;
+  }
+
+  // pwrite through the mount and into the model; ASSERTs it was acknowledged.
+  void WriteAt(int fd, uint64_t offset, uint64_t length, uint32_t seed) {
+    std::string bytes(length, '\0');
+    std::mt19937 rng(seed);
+    for (char& c : bytes) c = static_cast<char>(rng());
+    ssize_t n = ::pwrite(fd, bytes.data(), bytes.size(), static_cast<off_t>(offset));
+    ASSERT_EQ(n, static_cast<ssize_t>(length)) << "write " << length << " at " << offset << ": " << std::strerror(errno);
+    model_.replace(offset, length, bytes);
+  }
+  int OpenRw() {
+    int fd = ::open(MountPath("data.raw").c_str(), O_RDWR);
+    EXPECT_GE(fd, 0) << std::strerror(errno);
+    return fd;
+  }
+  // The writes every test makes: unaligned, across chunk boundaries, a whole
+  // uncached chunk, the image's last byte.
+  void WriteMix(int fd) {
+    WriteAt(fd, 100, 10, 1);                    // inside chunk 0
+    WriteAt(fd, 65536 - 7, 20, 2);              // across chunks 0 and 1
+    WriteAt(fd, 5 * 65536, 65536, 3);           // exactly chunk 5 (never fetched)
+    WriteAt(fd, 9 * 65536 + 1000, 200000, 4);   // chunks 9-12, partial at both ends
+    WriteAt(fd, kDataSize - 1, 1, 5);           // the last byte
+    WriteAt(fd, 100, 4, 6);                     // rewrite of a dirty chunk
+  }
+  uint64_t XattrNumber(const std::string& name) { return std::stoull("0" + Xattr(MountPath("data.raw"), name)); }
+
+  std::string model_;
+};
+
+TEST_F(WritePathTest, WritesReadBackAtOnceAndFsyncPutsThemOnTheStorageHost) {
+  StartServer();
+  auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "30"});
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  WriteMix(fd);
+  EXPECT_EQ(ReadWholeFile(MountPath("data.raw")), model_) << "reads see every acknowledged write";
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), data_bytes_) << "the 30 s write-back delay has not passed";
+  EXPECT_GT(XattrNumber("dirty_bytes"), 0u);
+  EXPECT_GT(XattrNumber("writeback_queue"), 0u);
+
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_) << "fsync returned: the storage host has every write";
+  EXPECT_EQ(XattrNumber("dirty_bytes"), 0u);
+  EXPECT_EQ(XattrNumber("writeback_queue"), 0u);
+  EXPECT_EQ(XattrNumber("writeback_errors"), 0u);
+  EXPECT_GT(XattrNumber("last_flush_us"), 0u);
+  EXPECT_GE(XattrNumber("writes"), 6u) << "the kernel may split a large write";
+  // Sub-chunk tracking: the PUTs carried about what was written, not whole chunks.
+  EXPECT_LT(XattrNumber("writeback_bytes"), 2 * 65536 + 200000 + 4 * 65536);
+
+  // Past the end: EFBIG; the image keeps its size.
+  EXPECT_EQ(::pwrite(fd, "xy", 2, static_cast<off_t>(kDataSize - 1)), -1);
+  EXPECT_EQ(errno, EFBIG);
+  EXPECT_EQ(::ftruncate(fd, static_cast<off_t>(kDataSize)), 0) << "truncate to the same size is a no-op";
+  EXPECT_EQ(::ftruncate(fd, 0), -1);
+  EXPECT_EQ(errno, EPERM);
+  ::close(fd);
+
+  // Written back without an fsync too, once the delay passes: a remount with a short delay.
+  mount->Unmount();
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_);
+}
+
+TEST_F(WritePathTest, WritesWithoutFsyncReachTheStorageHostAfterTheDelay) {
+  StartServer();
+  auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "0.05"});
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  WriteMix(fd);
+  ::close(fd);
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (XattrNumber("dirty_bytes") != 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(XattrNumber("dirty_bytes"), 0u);
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_);
+}
+
+TEST_F(WritePathTest, AKilledDaemonLosesNoAcknowledgedWrite) {
+  StartServer();
+  std::string grant = OwnerGrantFile();
+  auto mount = MakeMount({"--chunk-size", "64K", "--writeback-delay", "60"}, grant);
+  mount->Start();
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  WriteMix(fd);
+  // O_DIRECT writes are acknowledged the same way.
+  int dfd = ::open(MountPath("data.raw").c_str(), O_RDWR | O_DIRECT);
+  ASSERT_GE(dfd, 0) << std::strerror(errno);
+  void* buf = nullptr;
+  ASSERT_EQ(::posix_memalign(&buf, 4096, 8192), 0);
+  std::memset(buf, 0x5a, 8192);
+  ASSERT_EQ(::pwrite(dfd, buf, 8192, 20 * 4096), 8192) << std::strerror(errno);
+  model_.replace(20 * 4096, 8192, std::string(8192, '\x5a'));
+  std::free(buf);
+  ::close(dfd);
+  ::close(fd);
+
+  mount->Kill9();
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), data_bytes_) << "nothing was written back before the kill";
+  mount->Start();
+  EXPECT_EQ(ReadWholeFile(MountPath("data.raw")), model_) << "every acknowledged write survived SIGKILL";
+  EXPECT_GT(XattrNumber("dirty_bytes"), 0u) << "and is still dirty";
+  fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fdatasync(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_) << "the restarted daemon wrote it back";
+}
+
+TEST_F(WritePathTest, ADeadStorageHostFailsFsyncButLosesNothing) {
+  StartServer();
+  auto mount = MountWritable({"--chunk-size", "64K", "--timeout", "2", "--writeback-delay", "0"});
+  ASSERT_EQ(ReadWholeFile(MountPath("data.raw")), data_bytes_);  // everything cached: writes need no fetch
+  server_->Kill();
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  WriteMix(fd);
+  EXPECT_EQ(::fsync(fd), -1) << "the storage host is down: fsync cannot succeed";
+  EXPECT_EQ(errno, EIO);
+  EXPECT_GT(XattrNumber("writeback_errors"), 0u);
+  EXPECT_GT(XattrNumber("dirty_bytes"), 0u) << "nothing dropped";
+  EXPECT_EQ(ReadWholeFile(MountPath("data.raw")), model_);
+
+  server_->Start();
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_);
+  EXPECT_EQ(XattrNumber("dirty_bytes"), 0u);
+}
+
+TEST_F(WritePathTest, DirtyDataIsNeverEvictedAndWritersWaitForRoom) {
+  StartServer();
+  // 64 chunks of 16 KiB: 1 MiB of cache for a 3 MiB image written end to end.
+  auto mount = MountWritable({"--chunk-size", "16K", "--cache-size", "1M", "--writeback-delay", "0.2"});
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  for (uint64_t off = 0; off < kDataSize; off += 256 * 1024) {
+    WriteAt(fd, off, std::min<uint64_t>(256 * 1024, kDataSize - off), static_cast<uint32_t>(off));
+    EXPECT_LE(std::stoull(Xattr(mnt_, "dirty_bytes")), 1u << 20) << "dirty bytes stay under the cache limit";
+  }
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_);
+  EXPECT_EQ(ReadWholeFile(MountPath("data.raw")), model_);
+  EXPECT_GT(std::stoull(Xattr(mnt_, "evicted_bytes")), 0u) << "clean chunks made room";
+}
+
+TEST_F(WritePathTest, AMountRefusesToDropUnwrittenDataOfAChangedImage) {
+  StartServer();
+  std::string grant = OwnerGrantFile();
+  auto mount = MakeMount({"--chunk-size", "64K", "--writeback-delay", "60"}, grant);
+  mount->Start();
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  WriteAt(fd, 4096, 100, 9);
+  ::close(fd);
+  mount->Kill9();
+  // Someone replaces the image on the storage host behind our back.
+  WriteRandomFile(SourcePath("data.raw"), kDataSize + 4096, 99);
+  std::string output;
+  EXPECT_NE(mount->RunExpectingFailure(&output), 0);
+  EXPECT_NE(output.find("never written back"), std::string::npos) << output;
+  // The bytes are still in the cache: nothing was dropped.
+  std::string cached = ReadWholeFile(cache_ + "/" + kVm + "/data/data.raw");
+  ASSERT_GE(cached.size(), 4096u + 100u);
+  EXPECT_EQ(cached.substr(4096, 100), model_.substr(4096, 100));
+}
+
+}  // namespace
+}  // namespace affinity::testing
