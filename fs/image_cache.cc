@@ -205,6 +205,9 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
       added += ChunkLength(c.idx);
       for (auto& [tag, chunks] : by_migration_) chunks.remove(c.idx);
       if (!c.migration.empty()) by_migration_[c.migration].add(c.idx);
+      // Under mu_: a write into the chunk, from now on possible, queues its
+      // dirty row after this one (never hidden by it).
+      index_->EnqueuePut(file_, record_.name, c);
     }
   }
   if (discard) {
@@ -214,7 +217,6 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
     status = PermissionDenied(record_.name + ": bytes fetched under migration " + flight->migration +
                               " arrived after it was aborted; discarded");
   }
-  for (const ChunkRecord& c : stored) index_->EnqueuePut(file_, record_.name, c);
   if (added > 0) {
     cached_bytes_.fetch_add(added, std::memory_order_relaxed);
     budget_->Add(added);
@@ -249,6 +251,8 @@ void ImageCache::VerifyChunk(uint32_t idx) {
     if (!good) {
       present_.remove(idx);
       dropped = true;
+      // Under mu_: a write that refills the chunk queues its row after this.
+      index_->EnqueueDelete(record_.name, idx);
     }
   }
   if (dropped) {
@@ -260,7 +264,6 @@ void ImageCache::VerifyChunk(uint32_t idx) {
     budget_->Sub(len);
     // No hole punched here: a refetch may already be writing this chunk, and
     // its bytes simply overwrite the bad ones.
-    index_->EnqueueDelete(record_.name, idx);
   }
 }
 

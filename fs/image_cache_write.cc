@@ -141,6 +141,7 @@ Status ImageCache::Write(uint64_t offset, std::span<const uint8_t> data, Deadlin
 
   Status written = file_->WriteAll(offset, data);
   std::vector<uint32_t> newly_dirty;
+  uint64_t ticket = 0;
   uint64_t added = 0;
   {
     std::lock_guard lock(mu_);
@@ -165,6 +166,16 @@ Status ImageCache::Write(uint64_t offset, std::span<const uint8_t> data, Deadlin
       auto it = pins_.find(idx);
       if (it != pins_.end() && --it->second == 0) pins_.erase(it);
     }
+    // Queued under mu_, so the index sees dirty/clean in the order the RAM
+    // state changed (a write-back's clean row can never land after this
+    // write's dirty row and hide it).
+    for (uint32_t idx : newly_dirty) {
+      ChunkRecord rec;
+      rec.idx = idx;
+      rec.origin = ChunkOrigin::kWrite;
+      rec.dirty = true;
+      ticket = index_->EnqueuePut(file_, record_.name, rec);
+    }
   }
   {
     std::lock_guard lock(claim->mu);
@@ -184,14 +195,6 @@ Status ImageCache::Write(uint64_t offset, std::span<const uint8_t> data, Deadlin
 
   // Durable locally before the acknowledgement: the data file is
   // fdatasync'ed and the dirty rows committed (one group commit).
-  uint64_t ticket = 0;
-  for (uint32_t idx : newly_dirty) {
-    ChunkRecord rec;
-    rec.idx = idx;
-    rec.origin = ChunkOrigin::kWrite;
-    rec.dirty = true;
-    ticket = index_->EnqueuePut(file_, record_.name, rec);
-  }
   if (ticket == 0) ticket = index_->EnqueueSync(file_);
   Status durable = index_->WaitCommitted(ticket);
   if (!written.ok()) {
@@ -270,7 +273,6 @@ void ImageCache::FinishWriteBack(const WriteBackRun& run, const Status& status) 
       if (file_->ReadAll(ChunkOffset(idx), buf).ok()) digests.emplace_back(idx, ComputeChunkDigest(buf));
     }
   }
-  std::vector<ChunkRecord> clean;
   uint64_t cleaned_bytes = 0;
   {
     std::lock_guard lock(mu_);
@@ -286,7 +288,8 @@ void ImageCache::FinishWriteBack(const WriteBackRun& run, const Status& status) 
         rec.idx = idx;
         rec.origin = ChunkOrigin::kWrite;
         rec.digest = digest->second;
-        clean.push_back(rec);
+        // Under mu_: a later write's dirty row is queued after this one.
+        index_->EnqueuePut(file_, record_.name, rec);
         cleaned_bytes += ChunkLength(idx);
         dirty_.erase(it);
       } else {
@@ -298,7 +301,6 @@ void ImageCache::FinishWriteBack(const WriteBackRun& run, const Status& status) 
     dirty_bytes_.fetch_sub(cleaned_bytes, std::memory_order_relaxed);
   }
   written_back_cv_.notify_all();
-  for (const ChunkRecord& rec : clean) index_->EnqueuePut(file_, record_.name, rec);
   if (cleaned_bytes > 0) budget_->SubDirty(cleaned_bytes);
 }
 
