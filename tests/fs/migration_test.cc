@@ -143,6 +143,13 @@ TEST_F(MigrationTest, AbortPurgesEveryByteFetchedUnderItAndReadsFailUntilANewGra
   EXPECT_EQ(ReadFile(MountPath("data.raw"), &again), -EACCES);
   EXPECT_EQ(Xattr(mnt_, "grant_state"), "revoked");
   EXPECT_NE(Xattr(mnt_, "grant_revoked_reason").find("aborted"), std::string::npos);
+  {
+    int wfd = ::open(MountPath("data.raw").c_str(), O_WRONLY);
+    ASSERT_GE(wfd, 0);
+    EXPECT_EQ(::pwrite(wfd, "A", 1, 0), -1) << "an aborted migration's destination never writes";
+    EXPECT_EQ(errno, EROFS);
+    ::close(wfd);
+  }
   // Nothing fetched under the migration is left: no allocated or non-zero
   // byte in the data files, no index row.
   until = Clock::now() + std::chrono::seconds(5);
