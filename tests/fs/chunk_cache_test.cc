@@ -230,6 +230,136 @@ TEST(ImageCache, EvictionSkipsPinnedChunksAndPunchesHoles) {
   again.join();
 }
 
+// --- writes (docs/writes.md) ---
+
+std::vector<uint8_t> Bytes(size_t n, uint8_t v) { return std::vector<uint8_t>(n, v); }
+
+TEST(ImageCacheWrites, RefusedWithReadOnlyUntilTheGrantAllowsWriting) {
+  CacheRig rig;
+  rig.cache->Start();
+  Status s = rig.image().Write(0, Bytes(10, 1), Later());
+  EXPECT_EQ(s.code(), StatusCode::kReadOnly) << s.ToString();
+  EXPECT_EQ(s.ToErrno(), EROFS);
+  EXPECT_TRUE(rig.source.requests().empty()) << "a refused write fetches nothing";
+  rig.cache->access().set_writable(true);
+  s = rig.image().Write(rig.bytes.size() - 5, Bytes(10, 1), Later());
+  EXPECT_EQ(s.code(), StatusCode::kOutOfRange) << "images keep their size";
+}
+
+TEST(ImageCacheWrites, APartialChunkIsFetchedFirstAWholeChunkIsNot) {
+  CacheRig rig;
+  rig.cache->Start();
+  rig.cache->access().set_writable(true);
+  // Chunk 2 entirely: no request.
+  ASSERT_TRUE(rig.image().Write(2 * 65536, Bytes(65536, 0xab), Later()).ok());
+  EXPECT_TRUE(rig.source.requests().empty());
+  // 100 bytes into chunk 0: waits for chunk 0's fetch, then writes into it.
+  std::thread writer([&] { EXPECT_TRUE(rig.image().Write(10, Bytes(100, 0xcd), Later()).ok()); });
+  rig.source.WaitForRequests(1);
+  ASSERT_EQ(rig.source.requests().size(), 1u);
+  EXPECT_EQ(rig.source.requests()[0].offset, 0u);
+  rig.source.ReleaseAll();
+  writer.join();
+  std::string expect = rig.bytes;
+  expect.replace(2 * 65536, 65536, std::string(65536, '\xab'));
+  expect.replace(10, 100, std::string(100, '\xcd'));
+  for (uint64_t chunk : {0, 2}) {
+    auto lease = rig.image().Acquire(chunk * 65536, 65536, Later());
+    ASSERT_TRUE(lease.ok());
+    EXPECT_TRUE(ReadLeaseBytes(*lease) == expect.substr(chunk * 65536, 65536)) << "chunk " << chunk;
+  }
+  EXPECT_EQ(rig.image().dirty_bytes(), 2u * 65536);
+  EXPECT_EQ(rig.image().dirty_chunks(), 2u);
+}
+
+TEST(ImageCacheWrites, AChunkRewrittenDuringItsWriteBackStaysDirtyUntilSentAgain) {
+  CacheRig rig;
+  rig.cache->Start();
+  rig.cache->access().set_writable(true);
+  ImageCache& image = rig.image();
+  // Chunk 1 whole (no fetch), written back whole.
+  ASSERT_TRUE(image.Write(65536, Bytes(65536, 3), Later()).ok());
+  auto runs = image.TakeWriteBackRuns(std::chrono::steady_clock::now(), true, 4 << 20, 8);
+  ASSERT_EQ(runs.size(), 1u);
+  EXPECT_EQ(runs[0].offset, 65536u);
+  EXPECT_EQ(runs[0].length, 65536u);
+  image.FinishWriteBack(runs[0], Status::Ok());
+  ASSERT_EQ(image.dirty_chunks(), 0u);
+  // Now 4 KiB into it.
+  ASSERT_TRUE(image.Write(65536 + 4096, Bytes(4096, 1), Later()).ok());
+  const uint64_t barrier = image.WriteSeq();
+  runs = image.TakeWriteBackRuns(std::chrono::steady_clock::now(), true, 4 << 20, 8);
+  ASSERT_EQ(runs.size(), 1u);
+  // Sub-block tracking: the run is the written 4 KiB, not the 64 KiB chunk.
+  EXPECT_EQ(runs[0].offset, 65536u + 4096);
+  EXPECT_EQ(runs[0].length, 4096u);
+  EXPECT_TRUE(image.TakeWriteBackRuns(std::chrono::steady_clock::now(), true, 4 << 20, 8).empty())
+      << "a chunk in a write-back is not taken twice";
+  ASSERT_TRUE(image.Write(65536 + 8192, Bytes(10, 2), Later()).ok());  // lands while the PUT is out
+  image.FinishWriteBack(runs[0], Status::Ok());
+  EXPECT_EQ(image.dirty_chunks(), 1u) << "rewritten meanwhile: still dirty";
+  EXPECT_TRUE(image.WaitWrittenBack(barrier, std::chrono::steady_clock::now()))
+      << "but every write up to the barrier is on the storage host";
+  EXPECT_FALSE(image.WaitWrittenBack(image.WriteSeq(), std::chrono::steady_clock::now()));
+  // A failed PUT changes nothing; the next one cleans the chunk.
+  runs = image.TakeWriteBackRuns(std::chrono::steady_clock::now(), true, 4 << 20, 8);
+  ASSERT_EQ(runs.size(), 1u);
+  image.FinishWriteBack(runs[0], Unavailable("storage host down"));
+  EXPECT_EQ(image.dirty_chunks(), 1u);
+  runs = image.TakeWriteBackRuns(std::chrono::steady_clock::now(), true, 4 << 20, 8);
+  ASSERT_EQ(runs.size(), 1u);
+  image.FinishWriteBack(runs[0], Status::Ok());
+  EXPECT_EQ(image.dirty_chunks(), 0u);
+  EXPECT_EQ(image.dirty_bytes(), 0u);
+  EXPECT_TRUE(image.WaitWrittenBack(image.WriteSeq(), std::chrono::steady_clock::now()));
+}
+
+TEST(ImageCacheWrites, DirtyChunksAreNeverEvictedAndSurviveAReopen) {
+  CacheRig rig;
+  rig.cache->Start();
+  rig.cache->access().set_writable(true);
+  ASSERT_TRUE(rig.image().Write(0, Bytes(65536, 7), Later()).ok());
+  EXPECT_EQ(rig.image().TryEvict(0), 0u) << "dirty: never evicted";
+  std::vector<EvictionCandidate> candidates;
+  rig.image().CollectEvictionCandidates(candidates);
+  EXPECT_TRUE(candidates.empty());
+  ASSERT_TRUE(rig.image().InvalidateRange(0, 65536, Later()).ok());
+  EXPECT_EQ(rig.image().dirty_chunks(), 1u) << "nor dropped by an invalidation";
+  // Acknowledged means durable: a new VmCache over the same directory has it dirty.
+  rig.cache.reset();
+  VmCacheOptions o{rig.dir.path(), "vm-1", 64 * 1024, 0};
+  auto reopened = VmCache::Open(o, {{"disk.raw", rig.bytes.size(), 1}}, &rig.source);
+  ASSERT_TRUE(reopened.ok()) << reopened.status().ToString();
+  EXPECT_EQ((*reopened)->images()[0]->dirty_chunks(), 1u);
+  {
+    auto lease = (*reopened)->images()[0]->Acquire(0, 65536, Later());
+    ASSERT_TRUE(lease.ok());
+    EXPECT_TRUE(ReadLeaseBytes(*lease) == std::string(65536, '\x07'));
+  }
+  // An image that changed on the storage host is not reset over dirty data.
+  reopened->reset();
+  auto changed = VmCache::Open(o, {{"disk.raw", rig.bytes.size(), 2}}, &rig.source);
+  ASSERT_FALSE(changed.ok());
+  EXPECT_EQ(changed.status().code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(changed.status().message().find("never written back"), std::string::npos);
+}
+
+TEST(ChunkIndex, AVersion2IndexIsUpgradedInPlace) {
+  TempDir dir;
+  std::string path = dir / "index.sqlite";
+  { ASSERT_TRUE(ChunkIndex::Open(path).ok()); }
+  {
+    auto db = SqliteDb::Open(path);
+    ASSERT_TRUE(db.ok());
+    ASSERT_TRUE((*db)->Exec("UPDATE meta SET value='2' WHERE key='format_version'").ok());
+  }
+  auto index = ChunkIndex::Open(path);
+  ASSERT_TRUE(index.ok()) << index.status().ToString();
+  auto version = (*index)->GetMeta("format_version");
+  ASSERT_TRUE(version.ok());
+  EXPECT_EQ(*version, "3");
+}
+
 TEST(ChunkIndex, CommittedChunksSurviveReopenAndIdentityChangesReset) {
   TempDir dir;
   std::string path = dir / "index.sqlite";
