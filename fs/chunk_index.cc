@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstring>
 #include <set>
@@ -336,6 +337,9 @@ Status ChunkIndex::CommitBatch(std::vector<Op>& batch) {
       Status s = op.file->Sync();
       if (!s.ok()) return s;
     }
+  }
+  if (std::all_of(batch.begin(), batch.end(), [](const Op& op) { return op.kind == OpKind::kSync; })) {
+    return Status::Ok();  // writes into chunks already dirty: the data sync was all they needed
   }
   std::lock_guard lock(db_mu_);
   Status s = db_->Exec("BEGIN IMMEDIATE");

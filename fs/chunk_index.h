@@ -90,7 +90,8 @@ class ChunkIndex {
   // --- asynchronous, batched ---
   void StartWriter();
   // Each returns a ticket for WaitCommitted.
-  // Record a chunk present (or dirty). `file` is fdatasync'ed before the row commits.
+  // Record a chunk present (or dirty). `file` (null: already durable) is
+  // fdatasync'ed before the row commits.
   uint64_t EnqueuePut(std::shared_ptr<DataFile> file, const std::string& image, const ChunkRecord& chunk);
   uint64_t EnqueueDelete(const std::string& image, uint32_t idx);
   // Only fdatasync `file` in the next batch (a write into chunks already dirty).

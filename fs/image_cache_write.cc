@@ -289,7 +289,8 @@ void ImageCache::FinishWriteBack(const WriteBackRun& run, const Status& status) 
         rec.origin = ChunkOrigin::kWrite;
         rec.digest = digest->second;
         // Under mu_: a later write's dirty row is queued after this one.
-        index_->EnqueuePut(file_, record_.name, rec);
+        // No data sync: the bytes were made durable when they were written.
+        index_->EnqueuePut(nullptr, record_.name, rec);
         cleaned_bytes += ChunkLength(idx);
         dirty_.erase(it);
       } else {
