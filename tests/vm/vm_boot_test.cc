@@ -6,9 +6,10 @@
 // What this proves, once per QEMU cache mode (writeback: the host page cache
 // in between; none: O_DIRECT opens):
 //   * a guest can boot, write and shut down cleanly on affinityfs;
-//   * when QEMU has exited (its last flush is an fsync on the mount) the
-//     storage host's copy is already a consistent ext4 (e2fsck -fn exits 0):
-//     fsync returned only once data was durable there;
+//   * the guest's writes and flushes reach affinityfs (its counters), and
+//     when QEMU has exited (its last flush is an fsync on the mount) nothing
+//     is dirty and the storage host's copy is already a consistent ext4
+//     (e2fsck -fn exits 0): fsync returned only once data was durable there;
 //   * after a clean unmount the storage copy is still clean, and the guest's
 //     database in it has the rows the guest reported having inserted.
 //
@@ -155,8 +156,19 @@ class VmBootTest : public ReadPathTest {
     ASSERT_TRUE(std::regex_search(console, match, done)) << Tail(console);
     const std::string guest_rows = match[1];
 
-    // QEMU's last act is a flush (fsync on the mount): the storage copy must
-    // already be consistent, before any unmount.
+    // The guest's writes and flushes went through the mount, and QEMU's last
+    // flush (an fsync when it closes the disk) left nothing dirty.
+    const std::string on_mount = MountPath("root.raw");
+    auto number = [&](const std::string& name) { return std::stoull("0" + Xattr(on_mount, name)); };
+    std::cout << "[ vm       ] cache=" << cache_mode << ": " << number("bytes_written")
+              << " bytes written by the guest, " << number("flushes") << " flushes, " << number("writeback_bytes")
+              << " bytes written back" << std::endl;
+    EXPECT_GT(number("bytes_written"), 0u);
+    EXPECT_GT(number("flushes"), 0u) << "QEMU never fsynced the disk on the mount";
+    EXPECT_EQ(number("dirty_bytes"), 0u);
+    EXPECT_EQ(number("writeback_errors"), 0u);
+
+    // So the storage copy must already be consistent, before any unmount.
     Ran fsck_live = RunTool({"e2fsck", "-fn", stored}, dir_ / "e2fsck-live.log", seconds(300));
     EXPECT_EQ(fsck_live.status, 0) << "storage copy after QEMU exited, still mounted:\n" << Tail(fsck_live.output);
 
