@@ -141,8 +141,10 @@ void WriteBack::Loop() {
       cv_.wait(lock, [&] { return !completions_.empty(); });
       continue;
     }
-    StartRunsLocked(lock);
+    // Cleared before the runs are taken (StartRunsLocked drops mu_): a Wake
+    // or Flush that comes meanwhile is seen by the wait below, never lost.
     woken_ = false;
+    StartRunsLocked(lock);
     // Wake for new writes, completions, flushes, the end of a backoff, and
     // often enough that chunks whose delay passed are taken promptly.
     auto next = std::chrono::steady_clock::now() +

@@ -101,6 +101,7 @@ Result<std::vector<ImageInfo>> VolumeStore::ListImages(const std::string& vm) co
   for (const std::string& name : *names) {
     if (!ValidateName("image", name).ok()) continue;
     struct stat st {};
+    std::shared_lock stripe(StripeOf(vm, name));
     if (::fstatat(vm_dir->get(), name.c_str(), &st, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(st.st_mode)) continue;
     auto generation = state_->Generation(vm, name, IdentityOf(st));
     if (!generation.ok()) return generation.status();
@@ -131,8 +132,13 @@ Result<UniqueFd> VolumeStore::OpenImageFd(const std::string& vm, const std::stri
   return fd;
 }
 
+std::shared_mutex& VolumeStore::StripeOf(const std::string& vm, const std::string& image) const {
+  return write_stripes_[std::hash<std::string>{}(vm + "/" + image) % write_stripes_.size()];
+}
+
 Result<std::unique_ptr<OpenImage>> VolumeStore::OpenImageFile(const std::string& vm, const std::string& image) const {
   struct stat st {};
+  std::shared_lock stripe(StripeOf(vm, image));
   auto fd = OpenImageFd(vm, image, O_RDONLY, &st);
   if (!fd.ok()) return fd.status();
   auto generation = state_->Generation(vm, image, IdentityOf(st));
@@ -143,7 +149,7 @@ Result<std::unique_ptr<OpenImage>> VolumeStore::OpenImageFile(const std::string&
 
 Result<uint64_t> VolumeStore::WriteAt(const std::string& vm, const std::string& image, uint64_t offset,
                                       std::span<const char> data) const {
-  std::lock_guard lock(write_stripes_[std::hash<std::string>{}(vm + "/" + image) % write_stripes_.size()]);
+  std::unique_lock stripe(StripeOf(vm, image));
   struct stat before {};
   auto fd = OpenImageFd(vm, image, O_WRONLY, &before);
   if (!fd.ok()) return fd.status();

@@ -23,6 +23,7 @@
 #include <array>
 #include <memory>
 #include <mutex>
+#include <shared_mutex>
 #include <span>
 #include <string>
 #include <vector>
@@ -85,7 +86,12 @@ class VolumeStore {
 
   const UniqueFd root_;
   StateDb* const state_;
-  mutable std::array<std::mutex, 64> write_stripes_;  // by hash of vm/image
+  // By hash of vm/image: a write holds its stripe exclusively from its
+  // first stat to AdoptWrite; a read's stat + Generation holds it shared, so
+  // a read never sees the identity of a write in progress (which would count
+  // as an out-of-band change and bump the generation).
+  std::shared_mutex& StripeOf(const std::string& vm, const std::string& image) const;
+  mutable std::array<std::shared_mutex, 64> write_stripes_;
 };
 
 }  // namespace affinity::storage

@@ -135,6 +135,12 @@ TEST_F(WritePathTest, AKilledDaemonLosesNoAcknowledgedWrite) {
   ASSERT_EQ(::fdatasync(fd), 0) << std::strerror(errno);
   ::close(fd);
   EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_) << "the restarted daemon wrote it back";
+  // Our own writes do not change the image's generation: a remount keeps the cache.
+  const uint64_t cached = XattrNumber("cached_bytes");
+  mount->Unmount();
+  mount->Start();
+  EXPECT_EQ(Xattr(MountPath("data.raw"), "generation"), "1");
+  EXPECT_EQ(XattrNumber("cached_bytes"), cached) << mount->log();
 }
 
 TEST_F(WritePathTest, ADeadStorageHostFailsFsyncButLosesNothing) {
