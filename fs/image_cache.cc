@@ -91,7 +91,7 @@ void ImageCache::LoadPresent(const std::vector<ChunkRecord>& chunks) {
       if (c.dirty) {
         // Written before a restart and not yet written back: all of it goes
         // (the sub-block mask lived in RAM only). Sequence 0: any flush waits for it.
-        dirty_[c.idx] = DirtyChunk{0, 0, ~uint64_t{0}, false, now};
+        dirty_[c.idx] = DirtyChunk{0, 0, ~uint64_t{0}, false, false, now};
         dirty += ChunkLength(c.idx);
       } else {
         unverified_.add(c.idx);

@@ -199,8 +199,11 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   uint64_t DropIfIdle(uint32_t idx, bool eviction);
   // A write's sub-block mask of chunk idx for [offset, offset+length).
   uint64_t SubBlockMask(uint32_t idx, uint64_t offset, uint64_t length) const;
-  // Under mu_: chunk idx becomes dirty with write `seq` over `mask`.
-  void MarkDirtyLocked(uint32_t idx, uint64_t seq, uint64_t mask, std::vector<uint32_t>& newly_dirty);
+  // Under mu_: chunk idx becomes dirty with write `seq` over `mask`; adds it
+  // to `newly_dirty` when its dirty row must be queued, and its length to
+  // `dirty_added` when it was clean.
+  void MarkDirtyLocked(uint32_t idx, uint64_t seq, uint64_t mask, std::vector<uint32_t>& newly_dirty,
+                       uint64_t& dirty_added);
   Result<ReadLease> ServeFromFlights(uint64_t offset, uint64_t length,
                                      const std::vector<std::shared_ptr<Flight>>& flights);
 
@@ -229,6 +232,7 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
     uint64_t unflushed_from = 0;  // the oldest write to it not yet written back
     uint64_t mask = 0;            // dirty sub-blocks (chunk_size / 64 bytes each)
     bool writing_back = false;    // in a PUT now
+    bool row_missing = false;     // its dirty index row failed to commit: the next write queues it again
     std::chrono::steady_clock::time_point since;  // dirty since (write-back delay)
   };
   std::map<uint32_t, DirtyChunk> dirty_;                        // guarded by mu_

@@ -31,13 +31,18 @@ uint64_t ImageCache::SubBlockMask(uint32_t idx, uint64_t offset, uint64_t length
   return mask;
 }
 
-void ImageCache::MarkDirtyLocked(uint32_t idx, uint64_t seq, uint64_t mask, std::vector<uint32_t>& newly_dirty) {
+void ImageCache::MarkDirtyLocked(uint32_t idx, uint64_t seq, uint64_t mask, std::vector<uint32_t>& newly_dirty,
+                                 uint64_t& dirty_added) {
   auto [it, inserted] = dirty_.try_emplace(idx);
   DirtyChunk& d = it->second;
   if (inserted) {
     d.unflushed_from = seq;
     d.since = std::chrono::steady_clock::now();
-    newly_dirty.push_back(idx);
+    dirty_added += ChunkLength(idx);
+  }
+  if (inserted || d.row_missing) {
+    d.row_missing = false;
+    newly_dirty.push_back(idx);  // its dirty row is (again) to be queued
   }
   d.seq = seq;
   d.mask |= mask;
@@ -140,7 +145,8 @@ Status ImageCache::Write(uint64_t offset, std::span<const uint8_t> data, Deadlin
   }
 
   Status written = file_->WriteAll(offset, data);
-  std::vector<uint32_t> newly_dirty;
+  std::vector<uint32_t> newly_dirty;  // chunks whose dirty row is to be queued
+  uint64_t dirty_added = 0;
   uint64_t ticket = 0;
   uint64_t added = 0;
   {
@@ -159,13 +165,17 @@ Status ImageCache::Write(uint64_t offset, std::span<const uint8_t> data, Deadlin
       }
       // Present chunks are marked dirty even if the write failed midway:
       // what a read returns from the file is then what gets written back.
-      MarkDirtyLocked(idx, seq, was_claimed ? ~uint64_t{0} : SubBlockMask(idx, offset, data.size()), newly_dirty);
+      MarkDirtyLocked(idx, seq, was_claimed ? ~uint64_t{0} : SubBlockMask(idx, offset, data.size()), newly_dirty,
+                      dirty_added);
       last_access_[idx].store(tick, std::memory_order_relaxed);
     }
     for (uint32_t idx : pinned) {
       auto it = pins_.find(idx);
       if (it != pins_.end() && --it->second == 0) pins_.erase(it);
     }
+    // Counted under mu_ (a write-back may clean them as soon as it is released).
+    dirty_bytes_.fetch_add(dirty_added, std::memory_order_relaxed);
+    budget_->AddDirty(dirty_added);
     // Queued under mu_, so the index sees dirty/clean in the order the RAM
     // state changed (a write-back's clean row can never land after this
     // write's dirty row and hide it).
@@ -182,21 +192,23 @@ Status ImageCache::Write(uint64_t offset, std::span<const uint8_t> data, Deadlin
     claim->done = true;  // readers of claimed chunks look again
     claim->cv.notify_all();
   }
-  uint64_t dirty_added = 0;
-  for (uint32_t idx : newly_dirty) dirty_added += ChunkLength(idx);
   if (added > 0) {
     cached_bytes_.fetch_add(added, std::memory_order_relaxed);
     budget_->Add(added);
-  }
-  if (dirty_added > 0) {
-    dirty_bytes_.fetch_add(dirty_added, std::memory_order_relaxed);
-    budget_->AddDirty(dirty_added);
   }
 
   // Durable locally before the acknowledgement: the data file is
   // fdatasync'ed and the dirty rows committed (one group commit).
   if (ticket == 0) ticket = index_->EnqueueSync(file_);
   Status durable = index_->WaitCommitted(ticket);
+  if (!durable.ok()) {
+    // Not acknowledged; but the chunks are dirty in RAM, and a later write
+    // into them must not be acknowledged on a data sync alone.
+    std::lock_guard lock(mu_);
+    for (uint32_t idx : newly_dirty) {
+      if (auto it = dirty_.find(idx); it != dirty_.end()) it->second.row_missing = true;
+    }
+  }
   if (!written.ok()) {
     ImageStats::Add(stats_.store_errors, 1);
     return written;

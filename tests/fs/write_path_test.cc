@@ -5,6 +5,7 @@
 // is never evicted from a small cache, and a mount refuses to start rather
 // than discard unwritten data of an image that changed meanwhile.
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -250,6 +251,45 @@ TEST_F(WritePathTest, WritesRacingWriteBackCompletionsSurviveKill9) {
     EXPECT_TRUE(diff.first == got.end()) << "round " << round << ": acknowledged byte at "
                                          << (diff.first - got.begin()) << " lost after kill -9";
   }
+}
+
+// The cache disk fills up: the write that cannot be kept fails (ENOSPC, or
+// EIO when the index could not commit) and nothing before it is lost; fsync
+// still puts every acknowledged write on the storage host.
+TEST_F(WritePathTest, AFullCacheDiskFailsTheWriteAndLosesNothingAcknowledged) {
+  if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a tiny tmpfs as the cache disk";
+  StartServer();
+  ASSERT_EQ(::mkdir(cache_.c_str(), 0700), 0);
+  ASSERT_EQ(::mount("tmpfs", cache_.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
+  struct TmpfsGuard {
+    std::string path;
+    ~TmpfsGuard() { ::umount2(path.c_str(), MNT_DETACH); }
+  } guard{cache_};
+  auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "60"});
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  uint64_t acked = 0;
+  int err = 0;
+  for (uint64_t chunk = 0; chunk < kDataSize / 65536; ++chunk) {
+    std::string b(65536, static_cast<char>('a' + chunk % 26));
+    if (::pwrite(fd, b.data(), b.size(), static_cast<off_t>(chunk * 65536)) != 65536) {
+      err = errno;
+      break;
+    }
+    std::memcpy(model_.data() + chunk * 65536, b.data(), b.size());
+    ++acked;
+  }
+  EXPECT_TRUE(err == ENOSPC || err == EIO) << "3 MiB of dirty data on a 1 MiB cache disk must fail: "
+                                           << std::strerror(err);
+  EXPECT_GT(acked, 0u);
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  const std::string stored = ReadWholeFile(SourcePath("data.raw"));
+  EXPECT_TRUE(stored.compare(0, acked * 65536, model_, 0, acked * 65536) == 0) << "an acknowledged write was lost";
+  const uint64_t untouched = (acked + 1) * 65536;
+  EXPECT_TRUE(stored.compare(untouched, std::string::npos, data_bytes_, untouched, std::string::npos) == 0)
+      << "bytes never written changed";
+  mount->Unmount();
 }
 
 }  // namespace
