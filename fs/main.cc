@@ -262,6 +262,7 @@ int Serve(const affinity::fs::DaemonOptions& o, StartupReporter& reporter) {
     } else {
       spdlog::info("unmount: every write is on the storage host");
     }
+    wb->Stop();  // before the client goes: no PUT may be submitted to it after that
   }
   // Unmount first, then stop fetching (pending callbacks complete as cancelled),
   // then flush and close the cache.
