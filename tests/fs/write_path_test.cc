@@ -292,5 +292,31 @@ TEST_F(WritePathTest, AFullCacheDiskFailsTheWriteAndLosesNothingAcknowledged) {
   mount->Unmount();
 }
 
+// Unmounting while the storage host is down: the final flush gives up after
+// --timeout, the daemon exits cleanly, and the next mount writes the data back.
+TEST_F(WritePathTest, AnUnmountWithTheStorageHostDownKeepsDirtyDataForTheNextMount) {
+  StartServer();
+  std::string grant = OwnerGrantFile();
+  auto mount = MakeMount({"--chunk-size", "64K", "--timeout", "2", "--writeback-delay", "0"}, grant);
+  mount->Start();
+  ASSERT_EQ(ReadWholeFile(MountPath("data.raw")), data_bytes_);
+  server_->Kill();
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  WriteMix(fd);
+  ::close(fd);
+  mount->Unmount();
+  EXPECT_FALSE(IsMounted(mnt_));
+  EXPECT_NE(mount->log().find("dirty bytes not written back"), std::string::npos) << mount->log();
+  EXPECT_EQ(mount->log().find("AddressSanitizer"), std::string::npos);
+  server_->Start();
+  mount->Start();
+  fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_);
+}
+
 }  // namespace
 }  // namespace affinity::testing
