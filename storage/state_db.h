@@ -25,6 +25,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <string>
 #include <utility>
 
@@ -67,6 +68,17 @@ class StateDb {
   // was recorded (an out-of-band change), which bumps it as usual.
   Result<uint64_t> AdoptWrite(const std::string& vm, const std::string& image, const FileIdentity& before,
                               const FileIdentity& after);
+  // Before an API write touches the file: records (table write_intents) that
+  // a change of its identity from now on is that write's. AdoptWrite closes
+  // the intent. If the server dies between the two, the next Generation()
+  // that sees the image changed adopts the change instead of bumping the
+  // generation: the write was never answered, and its sender (which still
+  // holds it dirty) sends it again. Callers serialize writes and reads of an
+  // image (VolumeStore's stripes), so an open intent seen by Generation() is
+  // always one of a write that did not finish.
+  // `current`: the file's identity now (an intent still open from a write
+  // that never finished is settled against it first).
+  Status BeginWrite(const std::string& vm, const std::string& image, const FileIdentity& current);
 
  private:
   explicit StateDb(std::unique_ptr<SqliteDb> db) : db_(std::move(db)) {}
@@ -76,6 +88,8 @@ class StateDb {
   std::mutex mu_;
   std::unique_ptr<SqliteDb> db_;                                          // guarded by mu_
   std::map<std::pair<std::string, std::string>, GenerationRecord> memo_;  // guarded by mu_
+  std::set<std::pair<std::string, std::string>> intents_;                 // guarded by mu_; as in write_intents
+  Status CloseIntent(const std::pair<std::string, std::string>& key);
 };
 
 }  // namespace affinity::storage

@@ -159,6 +159,9 @@ Result<uint64_t> VolumeStore::WriteAt(const std::string& vm, const std::string& 
     return OutOfRange("a write of " + std::to_string(data.size()) + " bytes at " + std::to_string(offset) +
                       " does not fit in " + what + " (" + std::to_string(size) + " bytes; images do not grow)");
   }
+  // From here a crash leaves the file changed without AdoptWrite: say so first.
+  Status intent = state_->BeginWrite(vm, image, IdentityOf(before));
+  if (!intent.ok()) return intent.WithContext("record the write intent of " + what);
   size_t done = 0;
   while (done < data.size()) {
     ssize_t n = ::pwrite(fd->get(), data.data() + done, data.size() - done, static_cast<off_t>(offset + done));

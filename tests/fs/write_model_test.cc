@@ -4,22 +4,24 @@
 // partial last chunk) has a reference model, a std::string of what the image
 // must contain. Thousands of seeded random operations run against the real
 // mount and the real storage host: unaligned pwrites of 1 B to 300 KiB that
-// cross chunk boundaries (some through an O_DIRECT fd), writes at and past
-// EOF (EFBIG: images have a fixed size), preads compared with the model,
-// fsync/fdatasync (after which the storage host's copy must equal the model
-// byte for byte), close/reopen, clean remounts, kill -9 of the daemon while
-// idle and while a writer thread has a write in flight (every acknowledged
-// write must survive; only the in-flight write's range may hold old or new
-// bytes), and storage host outages (writes still succeed locally; after the
+// cross chunk boundaries (some through an O_DIRECT fd, some all zeros), writes
+// at and past EOF (EFBIG: images have a fixed size), preads compared with the
+// model, fsync/fdatasync (after which the storage host's copy must equal the
+// model byte for byte), close/reopen, clean remounts, kill -9 of the daemon
+// while idle and while a writer thread has a write in flight (every
+// acknowledged write must survive; only the in-flight write's range may hold
+// old or new bytes), and storage host outages (writes that need nothing from
+// the storage host still succeed, dirty chunks are still read; after the
 // restart an fsync succeeds and the storage copy matches). A second variant
 // runs with a 1 MiB cache over 16 KiB chunks, so eviction and writers that
-// wait for write-back are exercised. The test proves that no sequence of these
-// ever loses or corrupts an acknowledged byte, on the mount or on the storage
-// host, and that a final fsync leaves nothing dirty.
+// wait for write-back are exercised. Any sequence that loses or corrupts an
+// acknowledged byte, on the mount or on the storage host, or that leaves
+// dirty bytes after a final fsync, fails the test.
 //
-// AFFINITY_FSX_SEED=N reproduces a run (the seed is in every failure message),
-// AFFINITY_FSX_OPS=N sets the operation count per variant, and
-// AFFINITY_FSX_VERBOSE=1 prints every operation (to reduce a failure).
+// The seed is random unless AFFINITY_FSX_SEED=N is set; it is printed at the
+// start and in every failure message. AFFINITY_FSX_OPS=N sets the operation
+// count per variant, AFFINITY_FSX_VERBOSE=1 prints every operation (to reduce
+// a failure).
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -298,7 +300,6 @@ void WriteModelTest::Note(const std::string& what) {
 void WriteModelTest::OpenAll() {
   for (auto& img : images_) {
     const std::string path = MountPath(img.name);
-    if (std::getenv("HACK_WARM")) (void)ReadWholeFile(path);
     img.rw = ::open(path.c_str(), O_RDWR);
     img.direct = ::open(path.c_str(), O_RDWR | O_DIRECT);
     img.ro = ::open(path.c_str(), O_RDONLY);

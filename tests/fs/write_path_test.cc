@@ -318,5 +318,35 @@ TEST_F(WritePathTest, AnUnmountWithTheStorageHostDownKeepsDirtyDataForTheNextMou
   EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_);
 }
 
+// The storage host is killed while write-back PUTs are in flight and comes
+// back: the image keeps its generation (the interrupted write is adopted),
+// so a destination killed afterwards with dirty data mounts again and
+// writes it back instead of refusing ("changed on the storage host").
+TEST_F(WritePathTest, AStorageHostKilledMidWriteBackKeepsTheGeneration) {
+  StartServer();
+  std::string grant = OwnerGrantFile();
+  auto mount = MakeMount({"--chunk-size", "64K", "--writeback-delay", "0", "--timeout", "10"}, grant);
+  mount->Start();
+  for (int round = 0; round < 3 && !HasFatalFailure(); ++round) {
+    int fd = OpenRw();
+    ASSERT_GE(fd, 0);
+    // 256 KiB writes: PUTs are in flight most of the time.
+    for (uint64_t k = 0; k < 8; ++k) WriteAt(fd, (k % 12) * 262144, 262144, static_cast<uint32_t>(round * 100 + k));
+    server_->Kill();
+    server_->Start();
+    ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+    WriteAt(fd, 0, 4096, static_cast<uint32_t>(round));
+    ::close(fd);
+    mount->Kill9();
+    mount->Start();  // fatal if it refuses to mount
+    EXPECT_EQ(Xattr(MountPath("data.raw"), "generation"), "1") << "round " << round;
+  }
+  int fd = OpenRw();
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(::fsync(fd), 0) << std::strerror(errno);
+  ::close(fd);
+  EXPECT_EQ(ReadWholeFile(SourcePath("data.raw")), model_);
+}
+
 }  // namespace
 }  // namespace affinity::testing

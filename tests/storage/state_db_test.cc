@@ -55,6 +55,50 @@ TEST(StateDb, StartsAtOneBumpsOnChangeAndPersists) {
   EXPECT_EQ(row->ColumnInt64(3), 3);
 }
 
+// The storage host dies between a write's pwrite and its AdoptWrite: after
+// the restart the changed file keeps its generation (the destination that
+// sent the write still holds it dirty and sends it again); an open intent is
+// used once, and a later out-of-band change bumps as usual.
+TEST(StateDb, AWriteInterruptedByACrashKeepsTheGeneration) {
+  testing::TempDir dir;
+  const std::string state = dir / "state";
+  FileIdentity a{100, 5, 7}, b{100, 6, 7}, c{100, 7, 7};
+  {
+    auto db = StateDb::Open(state);
+    ASSERT_TRUE(db.ok());
+    EXPECT_EQ(*(*db)->Generation("vm", "x", a), 1u);
+    ASSERT_TRUE((*db)->BeginWrite("vm", "x", a).ok());
+    // ... pwrite happens, then the process dies: no AdoptWrite.
+  }
+  auto db = StateDb::Open(state);
+  ASSERT_TRUE(db.ok());
+  EXPECT_EQ(*(*db)->Generation("vm", "x", b), 1u) << "the interrupted write's change is adopted";
+  EXPECT_EQ(*(*db)->Generation("vm", "x", c), 2u) << "the intent was used once: an out-of-band change bumps";
+  // A finished write closes its intent.
+  ASSERT_TRUE((*db)->BeginWrite("vm", "x", c).ok());
+  EXPECT_EQ(*(*db)->AdoptWrite("vm", "x", c, a), 2u);
+  EXPECT_EQ(*(*db)->Generation("vm", "x", b), 3u);
+}
+
+// The crashed write's intent is still open when the sender's retry arrives
+// (before any read): the retry's write adopts it, no bump.
+TEST(StateDb, ARetriedWriteAfterACrashKeepsTheGeneration) {
+  testing::TempDir dir;
+  const std::string state = dir / "state";
+  FileIdentity a{100, 5, 7}, b{100, 6, 7}, c{100, 7, 7};
+  {
+    auto db = StateDb::Open(state);
+    ASSERT_TRUE(db.ok());
+    EXPECT_EQ(*(*db)->Generation("vm", "x", a), 1u);
+    ASSERT_TRUE((*db)->BeginWrite("vm", "x", a).ok());
+  }
+  auto db = StateDb::Open(state);
+  ASSERT_TRUE(db.ok());
+  ASSERT_TRUE((*db)->BeginWrite("vm", "x", b).ok());  // the file is at b: the crashed write's change
+  EXPECT_EQ(*(*db)->AdoptWrite("vm", "x", b, c), 1u);
+  EXPECT_EQ(*(*db)->Generation("vm", "x", c), 1u);
+}
+
 TEST(StateDb, RefusesAStatePathThatIsAFile) {
   testing::TempDir dir;
   testing::WriteRandomFile(dir / "file", 10, 1);
