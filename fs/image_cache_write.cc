@@ -288,7 +288,9 @@ void ImageCache::FinishWriteBack(const WriteBackRun& run, const Status& status) 
   uint64_t cleaned_bytes = 0;
   {
     std::lock_guard lock(mu_);
-    for (const auto& [idx, seq] : run.chunks) {
+    for (const auto& chunk : run.chunks) {
+      const uint32_t idx = chunk.first;  // a plain variable: clang 14 cannot capture structured bindings
+      const uint64_t seq = chunk.second;
       auto it = dirty_.find(idx);
       if (it == dirty_.end()) continue;
       DirtyChunk& d = it->second;
