@@ -3,7 +3,6 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sqlite3.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -179,12 +178,8 @@ TEST_F(ReadPathTest, DaemonKilledWithSigkillKeepsCommittedChunks) {
 TEST_F(ReadPathTest, FullCacheDiskStillServesReads) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a tiny tmpfs as the cache disk";
   StartServer();
-  ASSERT_EQ(::mkdir(cache_.c_str(), 0700), 0);
-  ASSERT_EQ(::mount("tmpfs", cache_.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
-  struct TmpfsGuard {
-    std::string path;
-    ~TmpfsGuard() { ::umount2(path.c_str(), MNT_DETACH); }
-  } guard{cache_};
+  auto cache_disk = MountTinyCacheDisk();
+  ASSERT_NE(cache_disk, nullptr);
   {
     auto mount = Mount({"--chunk-size", "64K"});
     // 3 MiB through a 1 MiB cache disk: stores fail with ENOSPC, reads must not.

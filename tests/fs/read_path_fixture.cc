@@ -1,6 +1,7 @@
 #include "tests/fs/read_path_fixture.h"
 
 #include <fcntl.h>
+#include <sys/mount.h>
 #include <sys/stat.h>
 #include <sys/xattr.h>
 #include <unistd.h>
@@ -102,6 +103,19 @@ int ReadPathTest::AdminCall(const std::string& method, const std::string& path, 
     if (!outcome.status.ok()) *body = outcome.status.ToString();
   }
   return outcome.status.ok() ? outcome.response.http_status : outcome.failure.http_status;
+}
+
+ReadPathTest::TmpfsGuard::~TmpfsGuard() { ::umount2(path.c_str(), MNT_DETACH); }
+
+std::unique_ptr<ReadPathTest::TmpfsGuard> ReadPathTest::MountTinyCacheDisk() {
+  EXPECT_EQ(::mkdir(cache_.c_str(), 0700), 0) << cache_ << ": " << std::strerror(errno);
+  if (::mount("tmpfs", cache_.c_str(), "tmpfs", 0, "size=1m") != 0) {
+    ADD_FAILURE() << "mount a tmpfs on " << cache_ << ": " << std::strerror(errno);
+    return nullptr;
+  }
+  auto guard = std::make_unique<TmpfsGuard>();  // no temporary guard: its destructor would unmount
+  guard->path = cache_;
+  return guard;
 }
 
 std::string ReadPathTest::OwnerGrantFile() {

@@ -39,6 +39,13 @@ class ReadPathTest : public ::testing::Test {
   std::string OwnerGrantFile();
   // A mount holding the owner's grant: it may write (docs/writes.md).
   std::unique_ptr<AffinityfsMount> MountWritable(std::vector<std::string> extra_args = {});
+  // Mounts a 1 MiB tmpfs on cache_ (a cache disk that fills up); unmounted
+  // (lazily) when the returned guard goes. Call only as root.
+  struct TmpfsGuard {
+    std::string path;
+    ~TmpfsGuard();
+  };
+  std::unique_ptr<TmpfsGuard> MountTinyCacheDisk();
   // Calls the storage host's control plane with the admin certificate;
   // returns the HTTP status and fills `body` (may be null).
   int AdminCall(const std::string& method, const std::string& path, const std::string& json, std::string* body);

@@ -5,7 +5,6 @@
 // is never evicted from a small cache, and a mount refuses to start rather
 // than discard unwritten data of an image that changed meanwhile.
 #include <fcntl.h>
-#include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -110,9 +109,7 @@ TEST_F(WritePathTest, WritesWithoutFsyncReachTheStorageHostAfterTheDelay) {
 
 TEST_F(WritePathTest, AKilledDaemonLosesNoAcknowledgedWrite) {
   StartServer();
-  std::string grant = OwnerGrantFile();
-  auto mount = MakeMount({"--chunk-size", "64K", "--writeback-delay", "60"}, grant);
-  mount->Start();
+  auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "60"});
   int fd = OpenRw();
   ASSERT_GE(fd, 0);
   WriteMix(fd);
@@ -186,9 +183,7 @@ TEST_F(WritePathTest, DirtyDataIsNeverEvictedAndWritersWaitForRoom) {
 
 TEST_F(WritePathTest, AMountRefusesToDropUnwrittenDataOfAChangedImage) {
   StartServer();
-  std::string grant = OwnerGrantFile();
-  auto mount = MakeMount({"--chunk-size", "64K", "--writeback-delay", "60"}, grant);
-  mount->Start();
+  auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "60"});
   int fd = OpenRw();
   ASSERT_GE(fd, 0);
   WriteAt(fd, 4096, 100, 9);
@@ -212,9 +207,7 @@ TEST_F(WritePathTest, AMountRefusesToDropUnwrittenDataOfAChangedImage) {
 // fetched old from the storage host).
 TEST_F(WritePathTest, WritesRacingWriteBackCompletionsSurviveKill9) {
   StartServer();
-  std::string grant = OwnerGrantFile();
-  auto mount = MakeMount({"--chunk-size", "64K", "--writeback-delay", "0.2"}, grant);
-  mount->Start();
+  auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "0.2"});
   constexpr uint64_t kChunksPerThread = 3;
   for (int round = 0; round < 3 && !HasFatalFailure(); ++round) {
     std::atomic<bool> stop{false};
@@ -259,12 +252,8 @@ TEST_F(WritePathTest, WritesRacingWriteBackCompletionsSurviveKill9) {
 TEST_F(WritePathTest, AFullCacheDiskFailsTheWriteAndLosesNothingAcknowledged) {
   if (::geteuid() != 0) GTEST_SKIP() << "needs root to mount a tiny tmpfs as the cache disk";
   StartServer();
-  ASSERT_EQ(::mkdir(cache_.c_str(), 0700), 0);
-  ASSERT_EQ(::mount("tmpfs", cache_.c_str(), "tmpfs", 0, "size=1m"), 0) << std::strerror(errno);
-  struct TmpfsGuard {
-    std::string path;
-    ~TmpfsGuard() { ::umount2(path.c_str(), MNT_DETACH); }
-  } guard{cache_};
+  auto cache_disk = MountTinyCacheDisk();
+  ASSERT_NE(cache_disk, nullptr);
   auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "60"});
   int fd = OpenRw();
   ASSERT_GE(fd, 0);
@@ -296,9 +285,7 @@ TEST_F(WritePathTest, AFullCacheDiskFailsTheWriteAndLosesNothingAcknowledged) {
 // --timeout, the daemon exits cleanly, and the next mount writes the data back.
 TEST_F(WritePathTest, AnUnmountWithTheStorageHostDownKeepsDirtyDataForTheNextMount) {
   StartServer();
-  std::string grant = OwnerGrantFile();
-  auto mount = MakeMount({"--chunk-size", "64K", "--timeout", "2", "--writeback-delay", "0"}, grant);
-  mount->Start();
+  auto mount = MountWritable({"--chunk-size", "64K", "--timeout", "2", "--writeback-delay", "0"});
   ASSERT_EQ(ReadWholeFile(MountPath("data.raw")), data_bytes_);
   server_->Kill();
   int fd = OpenRw();
@@ -324,9 +311,7 @@ TEST_F(WritePathTest, AnUnmountWithTheStorageHostDownKeepsDirtyDataForTheNextMou
 // writes it back instead of refusing ("changed on the storage host").
 TEST_F(WritePathTest, AStorageHostKilledMidWriteBackKeepsTheGeneration) {
   StartServer();
-  std::string grant = OwnerGrantFile();
-  auto mount = MakeMount({"--chunk-size", "64K", "--writeback-delay", "0", "--timeout", "10"}, grant);
-  mount->Start();
+  auto mount = MountWritable({"--chunk-size", "64K", "--writeback-delay", "0", "--timeout", "10"});
   for (int round = 0; round < 3 && !HasFatalFailure(); ++round) {
     int fd = OpenRw();
     ASSERT_GE(fd, 0);
