@@ -41,11 +41,6 @@ void WriteBack::Wake() {
   cv_.notify_all();
 }
 
-WriteBackStats WriteBack::Stats() const {
-  std::lock_guard lock(mu_);
-  return WriteBackStats{inflight_, errors_, last_error_};
-}
-
 Status WriteBack::Flush(ImageCache& image, ImageCache::Deadline deadline) {
   const auto t0 = std::chrono::steady_clock::now();
   const uint64_t barrier = image.WriteSeq();
@@ -128,7 +123,6 @@ void WriteBack::Loop() {
           backoff_ = std::chrono::milliseconds(0);
           continue;
         }
-        ++errors_;
         last_error_ = c.status.ToString();
         backoff_ = std::clamp(backoff_ * 2, std::chrono::milliseconds(kMinBackoff), std::chrono::milliseconds(kMaxBackoff));
         paused_until_ = std::chrono::steady_clock::now() + backoff_;

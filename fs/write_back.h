@@ -13,7 +13,7 @@
 // barrier, makes the write-back take everything at once, and waits until
 // every write up to the barrier is on the storage host.
 //
-// Thread safety: Wake/Flush/Stats from any thread. Start once; Stop (or the
+// Thread safety: Wake/Flush from any thread. Start once; Stop (or the
 // destructor) waits for PUTs in flight to finish.
 #pragma once
 
@@ -41,12 +41,6 @@ struct WriteBackOptions {
   std::chrono::milliseconds request_timeout{30000};
 };
 
-struct WriteBackStats {
-  uint64_t inflight = 0;     // PUTs running now
-  uint64_t errors = 0;       // PUTs that failed (their chunks stay dirty)
-  std::string last_error;
-};
-
 class WriteBack {
  public:
   WriteBack(std::vector<std::shared_ptr<ImageCache>> images, ChunkSink* sink, WriteBackOptions options);
@@ -65,7 +59,6 @@ class WriteBack {
   Status Flush(ImageCache& image, ImageCache::Deadline deadline);
   // Every image (clean unmount).
   Status FlushAll(ImageCache::Deadline deadline);
-  WriteBackStats Stats() const;
 
  private:
   struct Completion {
@@ -91,7 +84,6 @@ class WriteBack {
   std::vector<Completion> completions_;  // guarded by mu_
   std::chrono::milliseconds backoff_{0};           // guarded by mu_
   std::chrono::steady_clock::time_point paused_until_;  // guarded by mu_
-  uint64_t errors_ = 0;               // guarded by mu_
   std::string last_error_;            // guarded by mu_
   std::thread thread_;
 };
