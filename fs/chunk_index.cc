@@ -264,6 +264,16 @@ Status ChunkIndex::WaitCommitted(uint64_t ticket) {
   flushed_cv_.wait(lock, [&] { return committed_ >= ticket || stop_; });
   --urgent_waiters_;
   if (committed_ < ticket) return Cancelled("cache index closed before the write was recorded");
+  return BatchStatusLocked(ticket);
+}
+
+std::optional<Status> ChunkIndex::CommitState(uint64_t ticket) const {
+  std::lock_guard lock(queue_mu_);
+  if (committed_ < ticket) return std::nullopt;
+  return BatchStatusLocked(ticket);
+}
+
+Status ChunkIndex::BatchStatusLocked(uint64_t ticket) const {
   for (const auto& [range, status] : failed_batches_) {
     if (ticket >= range.first && ticket <= range.second) return status;
   }

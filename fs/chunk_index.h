@@ -99,6 +99,9 @@ class ChunkIndex {
   // Blocks until the op with `ticket` is committed, at once (no batching
   // window); its batch's error if that failed.
   Status WaitCommitted(uint64_t ticket);
+  // Without blocking: nothing while the op with `ticket` is still queued;
+  // once it is processed, Ok or its batch's error.
+  std::optional<Status> CommitState(uint64_t ticket) const;
   // Blocks until everything enqueued before the call is committed (or failed).
   // Returns the first commit error since the last Flush.
   Status Flush();
@@ -118,6 +121,8 @@ class ChunkIndex {
   void WriterLoop();
   Status CommitBatch(std::vector<Op>& batch);
   uint64_t Enqueue(Op op);
+  // Under queue_mu_: the error of the failed batch that held `ticket`, or Ok.
+  Status BatchStatusLocked(uint64_t ticket) const;
 
   std::mutex db_mu_;  // guards db_ and its statements
   std::unique_ptr<SqliteDb> db_;

@@ -472,7 +472,8 @@ bool ImageCache::IsInFlight(uint32_t idx) const {
 void ImageCache::CollectEvictionCandidates(std::vector<EvictionCandidate>& out) {
   std::lock_guard lock(mu_);
   for (uint32_t idx : present_) {
-    if (pins_.count(idx) != 0 || dirty_.count(idx) != 0) continue;  // dirty chunks are never evicted
+    // Dirty chunks are never evicted, nor written-back ones the index still calls dirty.
+    if (pins_.count(idx) != 0 || dirty_.count(idx) != 0 || !CleanRowDurableLocked(idx)) continue;
     out.push_back({last_access_[idx].load(std::memory_order_relaxed), this, idx});
   }
 }
@@ -487,7 +488,8 @@ uint64_t ImageCache::DropIfIdle(uint32_t idx, bool eviction) {
   evicting->count = 1;
   {
     std::lock_guard lock(mu_);
-    if (!present_.contains(idx) || pins_.count(idx) != 0 || inflight_.count(idx) != 0 || dirty_.count(idx) != 0) {
+    if (!present_.contains(idx) || pins_.count(idx) != 0 || inflight_.count(idx) != 0 || dirty_.count(idx) != 0 ||
+        !CleanRowDurableLocked(idx)) {
       return 0;
     }
     present_.remove(idx);
@@ -517,10 +519,25 @@ uint64_t ImageCache::DropIfIdle(uint32_t idx, bool eviction) {
   return len;
 }
 
+bool ImageCache::CleanRowDurableLocked(uint32_t idx) {
+  auto it = clean_rows_.find(idx);
+  if (it == clean_rows_.end()) return true;
+  std::optional<Status> state = index_->CommitState(it->second.ticket);
+  if (!state) return false;  // still queued
+  if (!state->ok()) {
+    // Its batch failed: the committed row still says dirty. Try again.
+    it->second.ticket = index_->EnqueuePut(nullptr, record_.name, it->second.row);
+    return false;
+  }
+  clean_rows_.erase(it);
+  return true;
+}
+
 Status ImageCache::DropChunk(uint32_t idx, Deadline deadline) {
   for (;;) {
     if (DropIfIdle(idx, /*eviction=*/false) > 0) return Status::Ok();
     std::shared_ptr<Flight> fetching;
+    uint64_t clean_row = 0;  // the ticket of a clean row to wait for
     {
       std::lock_guard lock(mu_);
       auto it = inflight_.find(idx);
@@ -533,6 +550,8 @@ Status ImageCache::DropChunk(uint32_t idx, Deadline deadline) {
         // those bytes until written back. Never dropped.
         spdlog::warn("{}: chunk {} is dirty (written here, not yet written back); keeping it", record_.name, idx);
         return Status::Ok();
+      } else if (auto row = clean_rows_.find(idx); row != clean_rows_.end()) {
+        clean_row = row->second.ticket;
       }
     }
     if (std::chrono::steady_clock::now() >= deadline) {
@@ -541,6 +560,8 @@ Status ImageCache::DropChunk(uint32_t idx, Deadline deadline) {
     if (fetching) {
       std::unique_lock lock(fetching->mu);
       fetching->cv.wait_until(lock, deadline, [&] { return fetching->done; });
+    } else if (clean_row != 0) {
+      (void)index_->WaitCommitted(clean_row);  // a failed commit is queued again by DropIfIdle
     } else {
       std::this_thread::sleep_for(std::chrono::milliseconds(1));  // a reader holds a pin: replies are short
     }

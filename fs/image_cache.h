@@ -197,6 +197,9 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   Status DropChunk(uint32_t idx, Deadline deadline);
   // TryEvict's work; `eviction` says whether it counts in evicted_bytes.
   uint64_t DropIfIdle(uint32_t idx, bool eviction);
+  // Under mu_: whether chunk idx's index row no longer says "dirty" (see
+  // clean_rows_); queues the clean row again if its commit failed.
+  bool CleanRowDurableLocked(uint32_t idx);
   // A write's sub-block mask of chunk idx for [offset, offset+length).
   uint64_t SubBlockMask(uint32_t idx, uint64_t offset, uint64_t length) const;
   // Under mu_: chunk idx becomes dirty with write `seq` over `mask`; adds it
@@ -236,6 +239,15 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
     std::chrono::steady_clock::time_point since;  // dirty since (write-back delay)
   };
   std::map<uint32_t, DirtyChunk> dirty_;                        // guarded by mu_
+  // Written-back chunks whose clean row is queued but not yet committed:
+  // until it is, the index still says "dirty", so the chunk's bytes must
+  // stay (a crash would otherwise leave a dirty row over a punched hole,
+  // whose zeros the next start would write back).
+  struct PendingCleanRow {
+    uint64_t ticket = 0;
+    ChunkRecord row;
+  };
+  std::unordered_map<uint32_t, PendingCleanRow> clean_rows_;  // guarded by mu_
   uint64_t write_seq_ = 0;                                      // guarded by mu_
   std::condition_variable written_back_cv_;                     // with mu_
   std::atomic<uint64_t> dirty_bytes_{0};

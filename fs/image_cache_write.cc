@@ -46,6 +46,7 @@ void ImageCache::MarkDirtyLocked(uint32_t idx, uint64_t seq, uint64_t mask, std:
   }
   d.seq = seq;
   d.mask |= mask;
+  clean_rows_.erase(idx);  // the dirty row just queued (or still committed) supersedes it
   // Its bytes are ours now: no migration can purge them, no digest describes them.
   for (auto& [tag, chunks] : by_migration_) chunks.remove(idx);
   if (unverified_.contains(idx)) {
@@ -304,7 +305,7 @@ void ImageCache::FinishWriteBack(const WriteBackRun& run, const Status& status) 
         rec.digest = digest->second;
         // Under mu_: a later write's dirty row is queued after this one.
         // No data sync: the bytes were made durable when they were written.
-        index_->EnqueuePut(nullptr, record_.name, rec);
+        clean_rows_[idx] = PendingCleanRow{index_->EnqueuePut(nullptr, record_.name, rec), rec};
         cleaned_bytes += ChunkLength(idx);
         dirty_.erase(it);
       } else {

@@ -314,6 +314,40 @@ TEST(ImageCacheWrites, AChunkRewrittenDuringItsWriteBackStaysDirtyUntilSentAgain
   EXPECT_TRUE(image.WaitWrittenBack(image.WriteSeq(), std::chrono::steady_clock::now()));
 }
 
+// Found by write_model_test: a chunk written back, then evicted before its
+// clean row committed, left a dirty row over a punched hole after kill -9,
+// and the next start wrote those zeros back to the storage host.
+TEST(ImageCacheWrites, AWrittenBackChunkStaysUntilItsCleanRowIsCommitted) {
+  CacheRig rig;  // not started: the index commits only when asked (Flush / WaitCommitted)
+  rig.cache->access().set_writable(true);
+  ImageCache& image = rig.image();
+  ASSERT_TRUE(image.Write(65536, Bytes(65536, 9), Later()).ok());  // its dirty row is committed
+  auto runs = image.TakeWriteBackRuns(std::chrono::steady_clock::now(), true, 4 << 20, 8);
+  ASSERT_EQ(runs.size(), 1u);
+  image.FinishWriteBack(runs[0], Status::Ok());
+  ASSERT_EQ(image.dirty_chunks(), 0u) << "clean in RAM";
+  EXPECT_EQ(image.TryEvict(1), 0u) << "but the index still says dirty: the bytes must stay";
+  std::vector<EvictionCandidate> candidates;
+  image.CollectEvictionCandidates(candidates);
+  EXPECT_TRUE(candidates.empty());
+  {
+    // What a restart now would see: the chunk dirty, so its bytes are needed.
+    auto rows = rig.cache->index().LoadChunks("disk.raw");
+    ASSERT_TRUE(rows.ok());
+    ASSERT_EQ(rows->size(), 1u);
+    EXPECT_TRUE((*rows)[0].dirty);
+  }
+  ASSERT_TRUE(rig.cache->Flush().ok());
+  EXPECT_EQ(image.TryEvict(1), 65536u) << "clean row committed: evictable";
+  // An invalidation waits for the clean row instead of giving up.
+  ASSERT_TRUE(image.Write(0, Bytes(65536, 4), Later()).ok());
+  runs = image.TakeWriteBackRuns(std::chrono::steady_clock::now(), true, 4 << 20, 8);
+  ASSERT_EQ(runs.size(), 1u);
+  image.FinishWriteBack(runs[0], Status::Ok());
+  ASSERT_TRUE(image.InvalidateRange(0, 65536, Later()).ok());
+  EXPECT_EQ(image.chunks_present(), 0u);
+}
+
 TEST(ImageCacheWrites, DirtyChunksAreNeverEvictedAndSurviveAReopen) {
   CacheRig rig;
   rig.cache->Start();

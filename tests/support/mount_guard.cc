@@ -5,6 +5,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
@@ -14,6 +15,13 @@ namespace affinity::testing {
 namespace {
 
 int RunQuiet(const std::string& cmd) { return std::system((cmd + " >/dev/null 2>&1").c_str()); }
+
+// Numbered across every mount of the test process: a test that replaces its
+// mount (a remount) must not append the new daemon's log to an old one's.
+int NextLogNumber() {
+  static std::atomic<int> next{0};
+  return ++next;
+}
 
 }  // namespace
 
@@ -67,7 +75,7 @@ std::vector<std::string> AffinityfsMount::Argv(bool foreground) const {
 
 void AffinityfsMount::Start() {
   ASSERT_FALSE(IsMounted(options_.mountpoint)) << options_.mountpoint << " is already mounted";
-  log_file_ = options_.mountpoint + ".affinityfs." + std::to_string(++starts_) + ".log";
+  log_file_ = options_.mountpoint + ".affinityfs." + std::to_string(NextLogNumber()) + ".log";
   ASSERT_TRUE(process_.Start(Argv(true), log_file_));
   auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
   while (!IsMounted(options_.mountpoint)) {
@@ -78,7 +86,7 @@ void AffinityfsMount::Start() {
 }
 
 int AffinityfsMount::RunExpectingFailure(std::string* output, std::chrono::milliseconds timeout) {
-  log_file_ = options_.mountpoint + ".affinityfs.fail." + std::to_string(++starts_) + ".log";
+  log_file_ = options_.mountpoint + ".affinityfs.fail." + std::to_string(NextLogNumber()) + ".log";
   Subprocess p;
   if (!p.Start(Argv(false), log_file_)) return -1;
   int status = p.Wait(timeout);

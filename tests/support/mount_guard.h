@@ -53,7 +53,6 @@ class AffinityfsMount {
   MountOptions options_;
   Subprocess process_;
   std::string log_file_;
-  int starts_ = 0;
 };
 
 }  // namespace affinity::testing
