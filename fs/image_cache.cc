@@ -122,6 +122,7 @@ void ImageCache::PlanRunsLocked(uint32_t first, uint32_t last, ChunkOrigin origi
       run = std::make_shared<Flight>();
       run->first = idx;
       run->origin = origin;
+      run->fetch = true;
       run->range.offset = ChunkOffset(idx);
       started.push_back(run);
     }
@@ -162,6 +163,17 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
     status = Corruption("storage host sent " + std::to_string(result->size()) + " bytes for a range of " +
                         std::to_string(flight->range.length));
   }
+  // The chunks this fetch still owns: a write may have taken some over
+  // (replacing them whole), and their bytes are the write's now.
+  std::vector<bool> owned(flight->count);
+  {
+    std::lock_guard lock(mu_);
+    flight->storing = true;
+    for (uint32_t k = 0; k < flight->count; ++k) {
+      auto it = inflight_.find(flight->first + k);
+      owned[k] = it != inflight_.end() && it->second == flight;
+    }
+  }
   if (status.ok()) {
     const std::vector<uint8_t>& bytes = *result;
     ImageStats::Add(flight->origin == ChunkOrigin::kDemand     ? stats_.bytes_demand
@@ -173,6 +185,10 @@ void ImageCache::OnFetched(const std::shared_ptr<Flight>& flight, Result<std::ve
       uint32_t idx = flight->first + k;
       uint64_t len = ChunkLength(idx);
       std::span<const uint8_t> slice(bytes.data() + pos, len);
+      if (!owned[k]) {
+        pos += len;
+        continue;
+      }
       Status w = file_->WriteAll(ChunkOffset(idx), slice);
       if (!w.ok()) {
         ImageStats::Add(stats_.store_errors, 1);

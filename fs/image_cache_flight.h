@@ -20,6 +20,10 @@ struct ImageCache::Flight {
   uint32_t count = 0;
   ChunkOrigin origin = ChunkOrigin::kDemand;
   std::string migration;  // AccessState::tag() when the fetch started
+  bool fetch = false;     // a fetch (not a write's claim, not an eviction)
+  // Guarded by ImageCache::mu_: the fetch landed and is storing the chunks it
+  // still owns; until then a write that replaces a chunk whole may take it over.
+  bool storing = false;
 
   std::mutex mu;
   std::condition_variable cv;

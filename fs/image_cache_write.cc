@@ -115,7 +115,13 @@ Status ImageCache::Write(uint64_t offset, std::span<const uint8_t> data, Deadlin
           continue;
         }
         auto it = inflight_.find(idx);
-        if (it != inflight_.end()) {
+        if (it != inflight_.end() && it->second->fetch && !it->second->storing) {
+          // Being fetched: take it over rather than wait for bytes we replace
+          // whole (through a storage outage that wait would outlast the
+          // deadline); the fetch leaves it alone when it lands.
+          it->second = claim;
+          claimed.push_back(idx);
+        } else if (it != inflight_.end()) {
           waits.push_back(it->second);
         } else if (present_.contains(idx)) {
           ++pins_[idx];

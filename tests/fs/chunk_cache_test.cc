@@ -314,6 +314,34 @@ TEST(ImageCacheWrites, AChunkRewrittenDuringItsWriteBackStaysDirtyUntilSentAgain
   EXPECT_TRUE(image.WaitWrittenBack(image.WriteSeq(), std::chrono::steady_clock::now()));
 }
 
+// Found by write_model_test: a whole-chunk write during a storage outage
+// waited for a fetch of the bytes it replaces, past its deadline.
+TEST(ImageCacheWrites, AWholeChunkWriteTakesOverAFetchInsteadOfWaitingForIt) {
+  CacheRig rig;
+  rig.cache->Start();
+  rig.cache->access().set_writable(true);
+  ImageCache& image = rig.image();
+  // A reader's fetch of chunks 2..3 is out and does not come back yet.
+  std::thread reader([&] {
+    auto lease = image.Acquire(2 * 65536, 2 * 65536, Later());
+    EXPECT_TRUE(lease.ok()) << lease.status().ToString();
+  });
+  rig.source.WaitForRequests(1);
+  ASSERT_EQ(rig.source.requests().size(), 1u);
+  // Chunk 2 overwritten whole: done without the fetch.
+  ASSERT_TRUE(image.Write(2 * 65536, Bytes(65536, 0xab), std::chrono::steady_clock::now() + std::chrono::seconds(2))
+                  .ok());
+  rig.source.ReleaseAll();  // the fetch lands now, with chunk 2's old bytes
+  reader.join();
+  auto lease = image.Acquire(2 * 65536, 2 * 65536, Later());
+  ASSERT_TRUE(lease.ok());
+  const std::string got = ReadLeaseBytes(*lease);
+  EXPECT_TRUE(got.substr(0, 65536) == std::string(65536, '\xab')) << "the write's bytes, not the fetch's";
+  EXPECT_TRUE(got.substr(65536) == rig.bytes.substr(3 * 65536, 65536)) << "chunk 3 from the fetch";
+  EXPECT_EQ(image.dirty_chunks(), 1u);
+  EXPECT_EQ(rig.source.requests().size(), 1u);
+}
+
 // Found by write_model_test: a chunk written back, then evicted before its
 // clean row committed, left a dirty row over a punched hole after kill -9,
 // and the next start wrote those zeros back to the storage host.
