@@ -3,7 +3,7 @@
 // doing those reads would have seen.
 //
 //   affinity-trace-replay --trace T.csv --target FILE [--timed] [--direct]
-//                         [--verify SOURCE] [--json]
+//                         [--verify SOURCE] [--drop-page-cache] [--json]
 //
 // Trace: CSV lines `time_s,offset,length,op` (a header line is allowed; op is
 // R or W). Reads are issued one after another, like a guest's synchronous
@@ -12,11 +12,19 @@
 // possible. Writes are counted and skipped: the replayer never changes the
 // target. --direct opens with O_DIRECT (no page cache between the replayer
 // and the filesystem). --verify compares every byte read with SOURCE at the
-// same offset.
+// same offset. --drop-page-cache calls posix_fadvise(DONTNEED) on the target
+// before the replay: how a "warm" run measures the system's own cache (its
+// disk cache, its daemon) and not the kernel's page cache of the target.
 //
-// Report: total time, reads and bytes, read latency p50/p99/max, the hit
-// ratio of this replay when the target is on an affinityfs mount (from
+// Report: total time, reads and bytes, throughput, read latency p50/p99/max,
+// the hit ratio of this replay when the target is on an affinityfs mount (from
 // user.affinity.hits/misses before and after), and verify mismatches.
+// --json keys: seconds (= total_s, wall time of the whole replay), reads,
+// bytes, throughput_mib_s (bytes / 2^20 / seconds), p50_us, p99_us, max_us
+// (= latency_*_us), mismatches (0 unless --verify; "verified" says whether it
+// was checked), read_time_s (sum of read latencies), short_reads,
+// writes_skipped, max_lag_ms, mode, target, page_cache_dropped, hit_ratio
+// (only on an affinityfs mount).
 // Exit: 0; 1 on a bad trace (line number and reason), an I/O error or a
 // mismatch.
 #include <fcntl.h>
@@ -49,7 +57,7 @@ using affinity::profile::TraceRecord;
 
 struct Options {
   std::string trace, target, verify;
-  bool timed = false, direct = false, json = false;
+  bool timed = false, direct = false, json = false, drop_page_cache = false;
   double from_s = 0;  // replay only what the trace reads from this time on (a migration's cut-over)
 };
 
@@ -85,6 +93,24 @@ bool ReadExactly(int fd, char* buf, uint64_t len, uint64_t off, uint64_t* got) {
   return true;
 }
 
+// Drops the kernel's cached pages of `path` (clean ones; the replayer never
+// dirties any). On a FUSE file this invalidates the mount's page cache only,
+// so the next reads reach the filesystem daemon.
+bool DropPageCache(const std::string& path) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    std::fprintf(stderr, "affinity-trace-replay: open %s: %s\n", path.c_str(), std::strerror(errno));
+    return false;
+  }
+  int err = ::posix_fadvise(fd, 0, 0, POSIX_FADV_DONTNEED);  // returns the error, does not set errno
+  ::close(fd);
+  if (err != 0) {
+    std::fprintf(stderr, "affinity-trace-replay: posix_fadvise(DONTNEED) %s: %s\n", path.c_str(), std::strerror(err));
+    return false;
+  }
+  return true;
+}
+
 int Replay(const Options& o) {
   auto trace = affinity::profile::LoadBlockTrace(o.trace);
   if (!trace.ok()) {
@@ -95,6 +121,8 @@ int Replay(const Options& o) {
     std::erase_if(*trace, [&](const TraceRecord& r) { return r.time_s < o.from_s; });
     for (TraceRecord& r : *trace) r.time_s -= o.from_s;
   }
+  // Before the target is opened for the replay, so no read of ours is cached.
+  if (o.drop_page_cache && !DropPageCache(o.target)) return 1;
   int fd = ::open(o.target.c_str(), O_RDONLY | O_CLOEXEC | (o.direct ? O_DIRECT : 0));
   if (fd < 0) {
     std::fprintf(stderr, "affinity-trace-replay: open %s: %s\n", o.target.c_str(), std::strerror(errno));
@@ -168,16 +196,26 @@ int Replay(const Options& o) {
   ::close(fd);
   if (verify_fd >= 0) ::close(verify_fd);
 
+  const double p50 = Percentile(latencies_us, 0.50), p99 = Percentile(latencies_us, 0.99),
+               max_us = Percentile(latencies_us, 1.0);
   nlohmann::json report = {{"target", o.target},
                            {"mode", o.timed ? "timed" : "fast"},
+                           {"page_cache_dropped", o.drop_page_cache},
+                           {"seconds", total_s},
                            {"total_s", total_s},
+                           {"throughput_mib_s", total_s > 0 ? static_cast<double>(bytes) / (1 << 20) / total_s : 0.0},
+                           {"p50_us", p50},
+                           {"p99_us", p99},
+                           {"max_us", max_us},
+                           {"mismatches", mismatches},
+                           {"verified", !o.verify.empty()},
                            {"reads", reads},
                            {"bytes", bytes},
                            {"short_reads", short_reads},
                            {"writes_skipped", writes_skipped},
-                           {"latency_p50_us", Percentile(latencies_us, 0.50)},
-                           {"latency_p99_us", Percentile(latencies_us, 0.99)},
-                           {"latency_max_us", Percentile(latencies_us, 1.0)},
+                           {"latency_p50_us", p50},
+                           {"latency_p99_us", p99},
+                           {"latency_max_us", max_us},
                            {"max_lag_ms", max_lag_ms},
                            {"read_time_s", std::accumulate(latencies_us.begin(), latencies_us.end(), 0.0) / 1e6}};
   const auto hits1 = AffinityCounter(o.target, "hits");
@@ -186,17 +224,16 @@ int Replay(const Options& o) {
     const double h = static_cast<double>(*hits1 - *hits0), m = static_cast<double>(*misses1 - *misses0);
     report["hit_ratio"] = h + m > 0 ? h / (h + m) : 0.0;
   }
-  if (!o.verify.empty()) report["mismatches"] = mismatches;
 
   if (o.json) {
     std::printf("%s\n", report.dump().c_str());
   } else {
     std::printf("%-16s %s (%s)\n", "target", o.target.c_str(), o.timed ? "recorded timing" : "as fast as possible");
-    std::printf("%-16s %.3f s\n%-16s %llu (%llu bytes, %llu writes skipped)\n", "total", total_s, "reads",
-                static_cast<unsigned long long>(reads), static_cast<unsigned long long>(bytes),
-                static_cast<unsigned long long>(writes_skipped));
-    std::printf("%-16s p50 %.0f us, p99 %.0f us, max %.0f us\n", "read latency", Percentile(latencies_us, 0.5),
-                Percentile(latencies_us, 0.99), Percentile(latencies_us, 1.0));
+    std::printf("%-16s %.3f s (%.1f MiB/s)\n%-16s %llu (%llu bytes, %llu writes skipped)\n", "total", total_s,
+                report["throughput_mib_s"].get<double>(), "reads", static_cast<unsigned long long>(reads),
+                static_cast<unsigned long long>(bytes), static_cast<unsigned long long>(writes_skipped));
+    std::printf("%-16s p50 %.0f us, p99 %.0f us, max %.0f us\n", "read latency", p50, p99, max_us);
+    if (o.drop_page_cache) std::printf("%-16s dropped before the replay\n", "page cache");
     if (report.contains("hit_ratio")) std::printf("%-16s %.4f\n", "hit ratio", report["hit_ratio"].get<double>());
     if (o.timed) std::printf("%-16s %.1f ms\n", "max lag", max_lag_ms);
     if (!o.verify.empty()) {
@@ -222,6 +259,9 @@ int main(int argc, char** argv) {
   app.add_flag("--direct", o.direct, "Open the target with O_DIRECT");
   app.add_option("--verify", o.verify, "Compare every byte read with this file");
   app.add_flag("--json", o.json, "One JSON object instead of text");
+  app.add_flag("--drop-page-cache", o.drop_page_cache,
+               "Before replaying, posix_fadvise(target, 0, 0, POSIX_FADV_DONTNEED): how a \"warm\" run drops the "
+               "kernel page cache of the target, so that the system's own cache is measured");
   app.add_option("--from", o.from_s, "Replay from this many seconds into the trace (times shifted to start at 0)");
   CLI11_PARSE(app, argc, argv);
   return Replay(o);
