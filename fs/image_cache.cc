@@ -448,11 +448,27 @@ void ImageCache::NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline
     uint64_t from = readahead_next_;
     uint64_t to = std::min(record_.size, from + window);
     if (from >= to) return;
-    PlanRunsLocked(static_cast<uint32_t>(from / record_.chunk_size),
-                   static_cast<uint32_t>((to - 1) / record_.chunk_size), ChunkOrigin::kReadahead,
-                   kMaxReadaheadRunBytes, started);
+    const auto first = static_cast<uint32_t>(from / record_.chunk_size);
+    const auto last = static_cast<uint32_t>((to - 1) / record_.chunk_size);
+    if (profiled_.contains(static_cast<uint32_t>(offset / record_.chunk_size))) {
+      // A stream the profile knows: ahead only into the chunks it reads next.
+      for (uint32_t i = first; i <= last; ++i) {
+        if (!profiled_.contains(i)) continue;
+        uint32_t j = i;
+        while (j < last && profiled_.contains(j + 1)) ++j;
+        PlanRunsLocked(i, j, ChunkOrigin::kReadahead, kMaxReadaheadRunBytes, started);
+        i = j;
+      }
+    } else {
+      PlanRunsLocked(first, last, ChunkOrigin::kReadahead, kMaxReadaheadRunBytes, started);
+    }
   }
   StartFlights(started, fetcher::Priority::kEarly, deadline);
+}
+
+void ImageCache::SetProfiledChunks(Roaring chunks) {
+  std::lock_guard lock(mu_);
+  profiled_ = std::move(chunks);
 }
 
 std::vector<std::pair<uint32_t, uint32_t>> ImageCache::Prefetch(

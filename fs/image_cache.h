@@ -124,6 +124,11 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   // them with a window as long as the stream so far, up to the maximum.
   void NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline deadline);
   void set_max_readahead_bytes(uint64_t bytes) { max_readahead_bytes_ = bytes; }
+  // The chunks the VM's profile says it reads (the prefetch engine, from its
+  // plan). A sequential stream inside them is read ahead only into them: the
+  // profile knows where the stream stops, so bytes past it would be
+  // over-fetch. A stream outside them (something new) gets the full window.
+  void SetProfiledChunks(Roaring chunks);
 
   // Prefetch engine: fetches the absent, not in-flight chunks of
   // [first, last] (runs of adjacent chunks, one request each) at `priority`;
@@ -253,6 +258,7 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   std::atomic<uint64_t> dirty_bytes_{0};
   uint64_t readahead_next_ = UINT64_MAX;                        // guarded by mu_
   uint64_t readahead_stream_bytes_ = 0;                         // guarded by mu_
+  Roaring profiled_;                                            // guarded by mu_; SetProfiledChunks
 };
 
 }  // namespace affinity::fs

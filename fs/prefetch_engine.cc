@@ -89,6 +89,7 @@ Status PrefetchEngine::LoadPlan(const std::string& encoded) {
     }
   }
   const auto now = Clock::now();
+  std::vector<Roaring> profiled(images_.size());
   for (const profile::PlanItem& item : profile::BuildPrefetchPlan(*prof, options_.plan)) {
     const int image = to_cache[item.image];
     if (image < 0) continue;  // an image this mount does not have
@@ -96,6 +97,7 @@ Status PrefetchEngine::LoadPlan(const std::string& encoded) {
     const uint64_t offset = uint64_t{item.block} * prof->block_size;
     if (offset >= st.cache->record().size) continue;
     const auto chunk = static_cast<uint32_t>(offset / st.cache->chunk_size());
+    profiled[image].add(chunk);
     if (st.queued.contains(chunk)) continue;  // a bigger chunk holds several blocks: the first (most urgent) wins
     if (st.cache->IsPresent(chunk)) continue;
     st.queued.add(chunk);
@@ -104,6 +106,10 @@ Status PrefetchEngine::LoadPlan(const std::string& encoded) {
     queues_[static_cast<size_t>(item.cls)].push_back(it);
     meta_[Key(it.image, chunk)] = it;
     stats_.planned_bytes += ChunkBytes(it.image, chunk);
+  }
+  // Read-ahead stays inside the profile's chunks for streams it knows (over-fetch).
+  for (size_t i = 0; i < images_.size(); ++i) {
+    if (images_[i].profile_index >= 0) images_[i].cache->SetProfiledChunks(std::move(profiled[i]));
   }
   successors_ = std::make_unique<profile::SuccessorIndex>(*prof);
   profile_ = std::move(prof);

@@ -205,6 +205,35 @@ TEST(ImageCache, SequentialReadsTriggerGrowingReadahead) {
   EXPECT_GT(rig.image().stats().bytes_readahead.load(), 0u);
 }
 
+TEST(ImageCache, ReadaheadOfAStreamTheProfileKnowsStaysInsideTheProfile) {
+  CacheRig rig;
+  ImageCache& image = rig.image();
+  image.set_max_readahead_bytes(512 * 1024);
+  Roaring profiled;
+  for (uint32_t c : {0u, 1u, 2u, 4u}) profiled.add(c);  // a file in chunks 0-2, another at 4
+  image.SetProfiledChunks(profiled);
+  image.NoteReadForReadahead(0, 65536, Later());
+  image.NoteReadForReadahead(65536, 65536, Later());  // sequential, inside the profile
+  rig.source.WaitForRequests(1);
+  auto reqs = rig.source.requests();
+  ASSERT_EQ(reqs.size(), 1u);
+  EXPECT_EQ(reqs[0].offset, 2u * 65536);
+  EXPECT_EQ(reqs[0].length, 65536u) << "chunk 3 is not in the profile: the stream stops at 2";
+  image.NoteReadForReadahead(2 * 65536, 65536, Later());
+  reqs = rig.source.requests();
+  ASSERT_EQ(reqs.size(), 2u);
+  EXPECT_EQ(reqs[1].offset, 4u * 65536) << "ahead into the profile's next chunk, past the gap";
+  EXPECT_EQ(reqs[1].length, 65536u);
+  // The stream goes on past the profile (chunk 8, something new): the full
+  // window again (three reads of 64 KiB so far: 192 KiB from chunk 9).
+  image.NoteReadForReadahead(8 * 65536, 65536, Later());
+  reqs = rig.source.requests();
+  ASSERT_EQ(reqs.size(), 3u);
+  EXPECT_EQ(reqs[2].offset, 9u * 65536);
+  EXPECT_EQ(reqs[2].length, 3u * 65536);
+  rig.source.ReleaseAll();
+}
+
 TEST(ImageCache, EvictionSkipsPinnedChunksAndPunchesHoles) {
   CacheRig rig(/*cache_size=*/64 * 65536);
   std::thread t([&] {
