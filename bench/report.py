@@ -33,7 +33,7 @@ import sys
 
 DASH = "—"
 MIB = 1 << 20
-WORKLOAD_ORDER = ["seq", "random", "boot", "db", "cutover"]
+WORKLOAD_ORDER = ["seq", "random", "boot", "db", "cutover", "boot-timed", "cutover-timed"]
 TRACES = ["boot", "db", "cutover"]  # replays of recorded VM traces
 MODES = ["cold", "warm"]
 GOAL_SYSTEM = "affinityfs-engine"
@@ -240,7 +240,10 @@ def goals(res, unique_fallback):
     ours = [s for s in res.systems if is_ours(s)] or [f"affinityfs{DASH}"]
 
     # (a) the engine on boot and db at 2 ms, cold: near local, far ahead of the peers.
-    for w in ("boot", "db"):
+    # The timed replays (recorded timing; time = the VM's wait for reads) count too.
+    for w in ("boot", "db", "boot-timed", "cutover-timed"):
+        if w.endswith("-timed") and not any(res.get(w, s, "cold", 2.0) for s in res.systems):
+            continue
         v = res.value(w, GOAL_SYSTEM, "cold", 2.0)
         local_row, ld = res.local(w, "cold", 2.0)
         lv = res.value(w, "local", "cold", ld) if ld is not None else None
