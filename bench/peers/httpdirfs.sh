@@ -6,6 +6,7 @@
 #
 # Configuration:
 #   httpdirfs -f --cache --cache-location WORK/cache --cacert CA_FILE
+#     (HTTPDIRFS_CACHE=0, as httpdirfs-nocache.sh does: no --cache options)
 #     --dl-seg-size DL_SEG_MB (default 8) --no-range-check -o ro
 #     <directory of URL> WORK/mnt
 # HTTPDirFS mounts the directory listing (nginx autoindex) and finds the
@@ -29,6 +30,16 @@
 #     open fails with "This web server does not support HTTP range requests".
 #     nginx does serve ranges (selftest.sh compares the bytes).
 #   -f: foreground, so the recorded PID is the FUSE daemon itself.
+# KNOWN BUG, WRONG DATA: with --cache, HTTPDirFS 1.2.5 (Debian 12) returns
+# wrong bytes for a read that crosses a segment boundary into a segment it
+# has not cached yet (the part before the boundary), and zeros for the last
+# page of the file on first touch; re-reads return the same wrong bytes (the
+# kernel page cache keeps them). Random reads inside one segment are right.
+# selftest.sh catches it (ranges at the file's end and across boundaries).
+# Upstream describes and fixes this cache bug in fangfufu/httpdirfs PR #200
+# ("reading from one offset might span multiple blocks ... or even be simply
+# unaligned"), issue #119. Without --cache (httpdirfs-nocache.sh) every read
+# is one ranged GET and the bytes are right, but nothing is kept.
 # Behaviour to know: the cache is WORK/cache/data/<file> (sparse) and
 # WORK/cache/meta/<file> (a segment bitmap).
 set -euo pipefail
@@ -45,8 +56,10 @@ start)
   size=$(url_size "$url" "$ca") || true
   [ -n "$size" ] || die "cannot HEAD $url with CA $ca"
   name=$(url_base "$url")
-  start_bg "$work" "$work/httpdirfs.log" httpdirfs -f --cache --cache-location "$work/cache" \
-    --cacert "$ca" --dl-seg-size "${DL_SEG_MB:-8}" --no-range-check -o ro "$(url_dir "$url")" "$work/mnt"
+  cache_opts=(--cache --cache-location "$work/cache" --dl-seg-size "${DL_SEG_MB:-8}")
+  [ "${HTTPDIRFS_CACHE:-1}" != 0 ] || cache_opts=()
+  start_bg "$work" "$work/httpdirfs.log" httpdirfs -f "${cache_opts[@]}" \
+    --cacert "$ca" --no-range-check -o ro "$(url_dir "$url")" "$work/mnt"
   record_mount "$work" "$work/mnt"
   wait_mount "$work/mnt" 30 "$BG_PID" || die "httpdirfs did not mount; see $work/httpdirfs.log"
   wait_size "$work/mnt/$name" "$size" 30 "$BG_PID" ||
