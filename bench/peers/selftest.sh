@@ -7,8 +7,8 @@
 #
 # Makes a 256 MiB random image (SELFTEST_MB overrides), serves it with
 # bench/origin/nginx.sh at DELAY 0 and then 2 ms, and for every system: start,
-# read ranges (start, middle, end, unaligned, across 256 KiB boundaries, 8 MiB
-# at an odd offset; then the same again, now from the peer's cache) and, at
+# read ranges (start, middle, end, unaligned, across 256 KiB and 8 MiB
+# boundaries, 8 MiB at an odd offset; then the same again, now from the peer's cache) and, at
 # 0 ms, the whole file, each compared byte for byte with the source; stop twice
 # (idempotent); then checks that no mount is left under the run's directory
 # and no recorded PID is alive. Also checks the origin's delay (median per-
@@ -73,7 +73,7 @@ median_ms() {
 }
 
 declare -A med
-printf '%-14s %5s %8s %10s %12s %s\n' system delay start_s requests bytes result
+printf '%-18s %5s %8s %10s %12s %s\n' system delay start_s requests bytes result
 for delay in 0 2; do
   url=$("$origin" start "$tmp/origin-$delay" "$tmp/root" "$delay" "$tmp/certs" 2>"$tmp/origin-$delay.err" | tail -1) ||
     { cat "$tmp/origin-$delay.err" >&2; die "origin did not start"; }
@@ -103,6 +103,7 @@ for delay in 0 2; do
         check_range "$f" $((262144 - 100)) 300
         check_range "$f" $((3 * 262144 - 1)) 262146
         check_range "$f" $((64 * 1048576 + 3)) $((8 * 1048576))
+        check_range "$f" $((24 * 1048576 - 100)) 200 # across an 8 MiB boundary
         drop_cache "$f" 2>/dev/null || true
       done
       [ "$delay" != 0 ] || timeout -s KILL 600 cmp -s "$f" "$src" || fail "$sys: the whole file differs from the source"
@@ -124,7 +125,7 @@ for delay in 0 2; do
         res=XFAIL xfails=$((xfails + fails - before)) fails=$before
       fi
     fi
-    printf '%-14s %5s %8.2f %10s %12s %s\n' "$sys" "$delay" "$(awk -v a="${t1:-$t0}" -v b="$t0" 'BEGIN {print a - b}')" \
+    printf '%-18s %5s %8.2f %10s %12s %s\n' "$sys" "$delay" "$(awk -v a="${t1:-$t0}" -v b="$t0" 'BEGIN {print a - b}')" \
       "$(json_field requests "$st")" "$(json_field bytes "$st")" "$res"
     unset t1
   done
