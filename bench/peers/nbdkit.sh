@@ -28,7 +28,8 @@
 #   --filter=readahead: prefetches after sequential reads. Note: in nbdkit 1.32
 #     the curl plugin's thread model is serialize_requests, so the readahead
 #     filter cannot prefetch in parallel with reads (nbdkit warns about this in
-#     WORK/nbdkit.log); it stays because it is the documented combination.
+#     WORK/nbdfuse.log, where nbdkit -s logs); it stays because it is the
+#     documented combination.
 # Behaviour to know: one HTTP request at a time to the origin; no background
 # fetching. nbdkit 1.32's curl plugin asks for one byte more than it needs
 # (Range: bytes=0-262144 for a 262144-byte block) and drops it, so the
