@@ -145,7 +145,9 @@ class Results:
     def best_peer(self, workload, mode, delay):
         """(system, value) of the best peer for this cell, or (None, None)."""
         m = metric_for(workload, self.time_field)
-        vals = [(s, self.value(workload, s, mode, delay)) for s in self.systems if is_peer(s)]
+        # A peer that returned wrong bytes in this cell is not a reference.
+        vals = [(s, self.value(workload, s, mode, delay)) for s in self.systems
+                if is_peer(s) and not num((self.get(workload, s, mode, delay) or {}).get("mismatches"))]
         vals = [(s, v) for s, v in vals if v is not None]
         if not vals:
             return None, None
