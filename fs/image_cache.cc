@@ -437,6 +437,7 @@ void ImageCache::NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline
     if (!sequential) {
       readahead_stream_bytes_ = 0;
       readahead_next_ = end;
+      readahead_planned_to_ = end;
       return;
     }
     // The window grows with the stream: a stream that has read N bytes gets
@@ -445,9 +446,15 @@ void ImageCache::NoteReadForReadahead(uint64_t offset, uint64_t length, Deadline
     readahead_stream_bytes_ += length;
     readahead_next_ = std::max(readahead_next_, end);
     uint64_t window = std::min<uint64_t>(max_window, std::max<uint64_t>(readahead_stream_bytes_, 2 * record_.chunk_size));
-    uint64_t from = readahead_next_;
-    uint64_t to = std::min(record_.size, from + window);
+    uint64_t from = std::max(readahead_next_, readahead_planned_to_);
+    uint64_t to = std::min(record_.size, readahead_next_ + window);
     if (from >= to) return;
+    // Ahead in big pieces, not a read's worth at a time: once the stream has
+    // a window ahead, top it up only when half of it (up to one run) is used,
+    // so each request carries up to kMaxReadaheadRunBytes (fewer requests,
+    // more bytes per round trip).
+    if (from > readahead_next_ && to - from < std::min(window / 2, kMaxReadaheadRunBytes)) return;
+    readahead_planned_to_ = to;
     const auto first = static_cast<uint32_t>(from / record_.chunk_size);
     const auto last = static_cast<uint32_t>((to - 1) / record_.chunk_size);
     if (profiled_.contains(static_cast<uint32_t>(offset / record_.chunk_size))) {

@@ -258,6 +258,7 @@ class ImageCache : public std::enable_shared_from_this<ImageCache> {
   std::atomic<uint64_t> dirty_bytes_{0};
   uint64_t readahead_next_ = UINT64_MAX;                        // guarded by mu_
   uint64_t readahead_stream_bytes_ = 0;                         // guarded by mu_
+  uint64_t readahead_planned_to_ = 0;                           // guarded by mu_; end of the stream's read-ahead so far
   Roaring profiled_;                                            // guarded by mu_; SetProfiledChunks
 };
 

@@ -205,6 +205,23 @@ TEST(ImageCache, SequentialReadsTriggerGrowingReadahead) {
   EXPECT_GT(rig.image().stats().bytes_readahead.load(), 0u);
 }
 
+TEST(ImageCache, AFullReadaheadWindowIsToppedUpInBigPiecesNotAReadAtATime) {
+  CacheRig rig;
+  ImageCache& image = rig.image();
+  image.set_max_readahead_bytes(256 * 1024);  // 4 chunks
+  for (uint64_t c = 0; c < 12; ++c) {
+    image.NoteReadForReadahead(c * 65536, 65536, Later());
+    rig.source.ReleaseAll();  // fetches land at once
+  }
+  // Once the window is full (4 chunks ahead), it is topped up by 2 chunks
+  // when half of it is read, not by 1 chunk per read.
+  auto reqs = rig.source.requests();
+  size_t one_chunk = 0;
+  for (const auto& r : reqs) one_chunk += r.length == 65536 ? 1 : 0;
+  EXPECT_LE(reqs.size(), 7u);
+  EXPECT_LE(one_chunk, 2u);
+}
+
 TEST(ImageCache, ReadaheadOfAStreamTheProfileKnowsStaysInsideTheProfile) {
   CacheRig rig;
   ImageCache& image = rig.image();
