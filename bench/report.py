@@ -358,6 +358,28 @@ plot {", ".join(plot) if plot else "NaN notitle"}
     return made, note
 
 
+def fio_table(res, fio_rows):
+    """fio's sequential MiB/s and random IOPS on each system's warm cache,
+    beside the replayer's figure for the same cell (a cross-check)."""
+    if not fio_rows:
+        return []
+    out = ["## fio cross-check", "",
+           "fio on each system's file right after its warm replay (psync, `direct=0`, `invalidate=1`, "
+           "`fadvise_hint=0`; `bench/fio_check.sh`): 1 MiB sequential reads of 512 MiB and 2,000 random "
+           "4 KiB reads, beside the replayer's warm figure for the same workload and delay.", "",
+           "| system | delay | fio seq MiB/s | replayer seq MiB/s | fio random IOPS | replayer random IOPS |",
+           "|---|---|---|---|---|---|"]
+    cells = {}
+    for r in fio_rows:
+        cells[(r.get("system"), num(r.get("delay_ms")), r.get("job"))] = r
+    for system, delay in sorted({(k[0], k[1]) for k in cells}, key=lambda k: (k[1] or 0, str(k[0]))):
+        seq, rnd = cells.get((system, delay, "seq")) or {}, cells.get((system, delay, "random")) or {}
+        out.append(f"| {system} | {delay_label(delay)} | {fmt(num(seq.get('throughput_mib_s')), 0)} | "
+                   f"{fmt(res.value('seq', system, 'warm', delay), 0)} | {fmt(num(rnd.get('iops')), 0)} | "
+                   f"{fmt(res.value('random', system, 'warm', delay), 0)} |")
+    return out + [""]
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("results")
@@ -368,6 +390,9 @@ def main():
                          "read latencies, the one to use if the traces were replayed with --timed)")
     a = ap.parse_args()
     rows = load(a.results)
+    # fio's cross-check rows (bench/run: tool "fio") get their own table.
+    fio_rows = [r for r in rows if r.get("tool") == "fio"]
+    rows = [r for r in rows if r.get("tool") != "fio"]
     unique_fallback = {}
     if a.workloads:
         try:
@@ -406,6 +431,8 @@ def main():
             md += [f"![{w}]({made[w]})", ""]
     if plot_note:
         md += [f"Plots: {plot_note}", ""]
+
+    md += fio_table(res, fio_rows)
 
     g = goals(res, unique_fallback)
     md += ["## Goals", "",

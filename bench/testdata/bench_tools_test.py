@@ -70,6 +70,10 @@ class Report(unittest.TestCase):
         self.assertTrue(httpdirfs_db.endswith("| — | — | — | — | — | — |"), httpdirfs_db)
         self.assertIn("| nbdfuse | — |", md)
         self.assertIn("1.50 (median of 4)", md)
+        # fio's rows: their own table, not a workload of their own.
+        self.assertIn("## fio cross-check\n", md)
+        self.assertNotIn("## fio-seq", md)
+        self.assertRegex(md, r"\| affinityfs-engine \| 0 ms \| 1,234 \| [^|]+ \| 38,400 \|")
         # Ratios: boot, engine 2 ms cold 0.32 s against local 0.30 s (at 0 ms) and httpdirfs 3.00 s.
         self.assertIn("| 1.07 | ≤ 1.10 | pass | local 0.30 s at 0 ms |", self.goal(md, "(a) time ≤ 1.10 × local", "boot",
                                                                           "affinityfs-engine"))
