@@ -20,6 +20,7 @@
 // library error) is caught here and answered 500 `internal` with its message.
 #pragma once
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -43,6 +44,11 @@ struct ApiRequest {
   std::optional<std::string> purpose;        // Affinity-Purpose: "prefetch" or "read"
   std::optional<std::string> content_range;  // of a PUT body
   std::string body;                           // PUT/POST only
+  // Set by the transport: true once the client has closed its end of the
+  // connection. A write whose client is gone is not applied (it was never
+  // acknowledged, so the client sends it again; applied late, after the
+  // client's newer write of the same bytes, it would undo that one).
+  std::function<bool()> client_gone;
 };
 
 class ApiRouter {

@@ -4,7 +4,10 @@
 #include <openssl/x509.h>
 #include <spdlog/spdlog.h>
 
+#include <sys/socket.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <boost/asio/dispatch.hpp>
 #include <boost/asio/post.hpp>
 
@@ -136,6 +139,13 @@ void HttpsSession::OnRead(ErrorCode ec, size_t /*bytes*/) {
   if (auto p = req.find("Affinity-Purpose"); p != req.end()) request.purpose = std::string(p->value());
   if (auto c = req.find(http::field::content_range); c != req.end()) request.content_range = std::string(c->value());
   request.body = std::move(req.body());
+  // A peek at the TCP socket under the TLS layer: 0 bytes is the client's
+  // FIN (its process died or it gave up on the request), an error a reset.
+  request.client_gone = [fd = beast::get_lowest_layer(stream_).socket().native_handle()] {
+    char c;
+    ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+    return n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK && errno != EINTR);
+  };
   version_ = req.version();
   keep_alive_ = req.keep_alive();
   reply_ = router_.Handle(request);

@@ -148,8 +148,16 @@ Result<std::unique_ptr<OpenImage>> VolumeStore::OpenImageFile(const std::string&
 }
 
 Result<uint64_t> VolumeStore::WriteAt(const std::string& vm, const std::string& image, uint64_t offset,
-                                      std::span<const char> data) const {
+                                      std::span<const char> data, const std::function<bool()>& abandoned) const {
   std::unique_lock stripe(StripeOf(vm, image));
+  // Under the stripe: a write of the same client sent after this one (a
+  // retry, or the restarted client) is either already applied, and this
+  // one's client gone, or still waiting for the stripe.
+  if (abandoned && abandoned()) {
+    return Cancelled("the client closed its connection before its write of " + std::to_string(data.size()) +
+                     " bytes at " + std::to_string(offset) + " to image '" + image + "' of vm '" + vm +
+                     "' was applied; not applied");
+  }
   struct stat before {};
   auto fd = OpenImageFd(vm, image, O_WRONLY, &before);
   if (!fd.ok()) return fd.status();

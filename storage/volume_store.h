@@ -21,6 +21,7 @@
 
 #include <cstdint>
 #include <array>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <shared_mutex>
@@ -74,9 +75,11 @@ class VolumeStore {
   // do not grow through the API): kOutOfRange otherwise. Writes to one image
   // are serialized, so the generation bookkeeping sees each change alone.
   // Returns the image's generation (unchanged by the write, see
-  // StateDb::AdoptWrite).
+  // StateDb::AdoptWrite). `abandoned`, checked once the image's writes are
+  // serialized and before anything changes: true drops the write with
+  // kCancelled (its client went away; see ApiRequest::client_gone).
   Result<uint64_t> WriteAt(const std::string& vm, const std::string& image, uint64_t offset,
-                           std::span<const char> data) const;
+                           std::span<const char> data, const std::function<bool()>& abandoned = {}) const;
 
  private:
   VolumeStore(UniqueFd root, StateDb* state) : root_(std::move(root)), state_(state) {}

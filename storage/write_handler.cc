@@ -1,5 +1,7 @@
 #include "storage/write_handler.h"
 
+#include <spdlog/spdlog.h>
+
 #include <shared_mutex>
 
 #include "common/byte_range.h"
@@ -28,8 +30,11 @@ Reply WriteHandler::Handle(const ApiRequest& request, const std::string& vm, con
       services_.authorizer->Authorize(request.peer, request.authorization, vm, image, acl::Operation::kWrite);
   if (auto* denial = std::get_if<acl::GrantDenial>(&verdict)) return DenialReply(*denial);
 
-  auto generation = services_.store->WriteAt(vm, image, range->offset, request.body);
-  if (!generation.ok()) return ErrorReplyFromStatus(generation.status());
+  auto generation = services_.store->WriteAt(vm, image, range->offset, request.body, request.client_gone);
+  if (!generation.ok()) {
+    if (generation.status().code() == StatusCode::kCancelled) spdlog::warn("{}", generation.status().message());
+    return ErrorReplyFromStatus(generation.status());
+  }
   Status tracked = services_.tracker->RecordWrite(vm, image, *range);
   if (!tracked.ok()) {
     return ErrorReply(ApiError::kInternal, "the bytes were written but could not be tracked (" + tracked.message() +

@@ -140,6 +140,21 @@ class ApiTest : public ::testing::Test {
   std::unique_ptr<ApiRouter> router_;
 };
 
+// A write whose client went away before it was applied (the transport's
+// ApiRequest::client_gone) changes nothing: applied late, after the client's
+// retry or its restarted daemon's newer write, it would undo that write.
+TEST_F(ApiTest, AWriteWhoseClientIsGoneIsNotApplied) {
+  const std::string data(4096, 'w');
+  auto dropped = store_->WriteAt("vm-42", "root.raw", 8192, data, [] { return true; });
+  ASSERT_FALSE(dropped.ok());
+  EXPECT_EQ(dropped.status().code(), StatusCode::kCancelled);
+  EXPECT_NE(dropped.status().message().find("not applied"), std::string::npos) << dropped.status().message();
+  EXPECT_EQ(testing::ReadWholeFile(root_ + "/vm-42/root.raw"), bytes_) << "not a byte changed";
+  auto applied = store_->WriteAt("vm-42", "root.raw", 8192, data, [] { return false; });
+  ASSERT_TRUE(applied.ok()) << applied.status().ToString();
+  EXPECT_EQ(testing::ReadWholeFile(root_ + "/vm-42/root.raw").substr(8192, 4096), data);
+}
+
 TEST_F(ApiTest, ListsOnlyRealDirectoriesAndRegularFilesWithValidNames) {
   auto vms = store_->ListVms();
   ASSERT_TRUE(vms.ok());
