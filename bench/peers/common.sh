@@ -76,6 +76,18 @@ url_size() {
   curl -sfI --cacert "$2" "$1" | tr -d '\r' | awk 'tolower($1) == "content-length:" {print $2}' | tail -1
 }
 
+# all_gone WORK: waits up to 5 s for every recorded PID to exit; 1 if some did not.
+all_gone() {
+  local work=$1 pid st i alive
+  for ((i = 0; i < 100; i++)); do
+    alive=0
+    while read -r pid st; do pid_alive "$pid" "$st" && alive=1; done <"$work/.pidstart"
+    [ $alive = 0 ] && return 0
+    sleep 0.05
+  done
+  return 1
+}
+
 # stop_all WORK: unmount WORK/mounts (lazily if busy), then TERM every recorded
 # PID, KILL after 5 s, and wait until they are gone. Idempotent.
 stop_all() {
@@ -100,21 +112,11 @@ stop_all() {
   while read -r pid st; do
     if pid_alive "$pid" "$st"; then kill -TERM "$pid" 2>/dev/null || true; fi
   done <"$work/.pidstart"
-  for ((i = 0; i < 100; i++)); do
-    alive=0
-    while read -r pid st; do pid_alive "$pid" "$st" && alive=1; done <"$work/.pidstart"
-    [ $alive = 0 ] && return 0
-    sleep 0.05
-  done
+  all_gone "$work" && return 0
   while read -r pid st; do
     if pid_alive "$pid" "$st"; then log "PID $pid ignored TERM; sending KILL"; kill -KILL "$pid" 2>/dev/null || true; fi
   done <"$work/.pidstart"
-  for ((i = 0; i < 100; i++)); do
-    alive=0
-    while read -r pid st; do pid_alive "$pid" "$st" && alive=1; done <"$work/.pidstart"
-    [ $alive = 0 ] && return 0
-    sleep 0.05
-  done
+  all_gone "$work" && return 0
   die "processes still alive after KILL: $(cat "$work/pids")"
 }
 
@@ -132,3 +134,47 @@ start_bg() {
 # url_dir URL / url_base URL: https://h:p/a/b.raw -> https://h:p/a/ and b.raw
 url_dir() { echo "${1%/*}/"; }
 url_base() { echo "${1##*/}"; }
+
+# wait_served WHAT FILE LOG: waits until WORK/mnt, mounted by BG_PID, shows
+# FILE with the image's size; prints FILE (the adapter's last line).
+wait_served() {
+  wait_mount "$work/mnt" 30 "$BG_PID" || die "$1 did not mount; see $3"
+  wait_size "$2" "$size" 30 "$BG_PID" || die "$2 did not appear with $size bytes; see $3"
+  echo "$2"
+}
+
+# wait_nbdfuse: nbdfuse (BG_PID) writes WORK/nbdfuse.pid once it serves; then
+# the mount and WORK/mnt/nbd as wait_served.
+wait_nbdfuse() {
+  local i
+  for ((i = 0; i < 600; i++)); do
+    [ -s "$work/nbdfuse.pid" ] && break
+    pid_alive "$BG_PID" || break
+    sleep 0.05
+  done
+  [ -s "$work/nbdfuse.pid" ] || die "nbdfuse did not become ready; see $work/nbdfuse.log"
+  wait_served nbdfuse "$work/mnt/nbd" "$work/nbdfuse.log"
+}
+
+# peer_main "$@": every adapter's command line. `start WORK URL CA_FILE` sets
+# work, url, ca and size (the image's length, by a HEAD verified with CA),
+# installs PEER_PKGS and calls the adapter's peer_start, which prints the
+# file's path last; `stop WORK` is stop_all.
+peer_main() {
+  case "${1:-}" in
+  start)
+    [ $# -eq 4 ] || die "usage: $0 start WORK URL CA_FILE"
+    work=$(realpath -m "$2") url=$3 ca=$(realpath "$4")
+    ensure_pkgs curl fuse3 "${PEER_PKGS[@]}"
+    mkdir -p "$work"
+    size=$(url_size "$url" "$ca") || true
+    [ -n "$size" ] || die "cannot HEAD $url with CA $ca"
+    peer_start
+    ;;
+  stop)
+    [ $# -eq 2 ] || die "usage: $0 stop WORK"
+    stop_all "$2"
+    ;;
+  *) die "usage: $0 start WORK URL CA_FILE | stop WORK" ;;
+  esac
+}

@@ -47,28 +47,18 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/common.sh
 . "$here/common.sh"
 
-case "${1:-}" in
-start)
-  [ $# -eq 4 ] || die "usage: $0 start WORK URL CA_FILE"
-  work=$(realpath -m "$2") url=$3 ca=$(realpath "$4")
-  ensure_pkgs httpdirfs fuse3 curl
+PEER_PKGS=(httpdirfs)
+
+peer_start() {
   mkdir -p "$work/mnt" "$work/cache"
-  size=$(url_size "$url" "$ca") || true
-  [ -n "$size" ] || die "cannot HEAD $url with CA $ca"
+  local name cache_opts
   name=$(url_base "$url")
   cache_opts=(--cache --cache-location "$work/cache" --dl-seg-size "${DL_SEG_MB:-8}")
   [ "${HTTPDIRFS_CACHE:-1}" != 0 ] || cache_opts=()
   start_bg "$work" "$work/httpdirfs.log" httpdirfs -f "${cache_opts[@]}" \
     --cacert "$ca" --no-range-check -o ro "$(url_dir "$url")" "$work/mnt"
   record_mount "$work" "$work/mnt"
-  wait_mount "$work/mnt" 30 "$BG_PID" || die "httpdirfs did not mount; see $work/httpdirfs.log"
-  wait_size "$work/mnt/$name" "$size" 30 "$BG_PID" ||
-    die "$work/mnt/$name did not appear with $size bytes; see $work/httpdirfs.log"
-  echo "$work/mnt/$name"
-  ;;
-stop)
-  [ $# -eq 2 ] || die "usage: $0 stop WORK"
-  stop_all "$2"
-  ;;
-*) die "usage: $0 start WORK URL CA_FILE | stop WORK" ;;
-esac
+  wait_served httpdirfs "$work/mnt/$name" "$work/httpdirfs.log"
+}
+
+peer_main "$@"

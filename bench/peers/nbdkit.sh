@@ -39,14 +39,10 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/common.sh
 . "$here/common.sh"
 
-case "${1:-}" in
-start)
-  [ $# -eq 4 ] || die "usage: $0 start WORK URL CA_FILE"
-  work=$(realpath -m "$2") url=$3 ca=$(realpath "$4")
-  ensure_pkgs nbdkit libnbd-bin fuse3 curl
+PEER_PKGS=(nbdkit libnbd-bin)
+
+peer_start() {
   mkdir -p "$work/mnt" "$work/cache"
-  size=$(url_size "$url" "$ca") || true
-  [ -n "$size" ] || die "cannot HEAD $url with CA $ca"
   # nbdfuse runs nbdkit itself (--command: NBD over a socketpair, nbdkit -s)
   # and stays in the foreground; it writes its PID file once it serves. nbdkit
   # exits with its parent. (Running nbdkit on its own unix socket and nbdfuse
@@ -59,20 +55,8 @@ start)
     curl url="$url" cainfo="$ca" \
     cache=writeback cache-on-read=true cache-max-size=4G cache-min-block-size="${CACHE_BLOCK:-256K}"
   record_mount "$work" "$work/mnt"
-  for _ in $(seq 1 600); do
-    [ -s "$work/nbdfuse.pid" ] && break
-    pid_alive "$BG_PID" || break
-    sleep 0.05
-  done
-  [ -s "$work/nbdfuse.pid" ] || die "nbdfuse did not become ready; see $work/nbdfuse.log"
+  wait_nbdfuse
   [ -s "$work/nbdkit.pid" ] && record_pid "$work" "$(cat "$work/nbdkit.pid")"
-  wait_mount "$work/mnt" 30 "$BG_PID" || die "nbdfuse did not mount; see $work/nbdfuse.log"
-  wait_size "$work/mnt/nbd" "$size" 30 "$BG_PID" || die "$work/mnt/nbd is not $size bytes; see $work/*.log"
-  echo "$work/mnt/nbd"
-  ;;
-stop)
-  [ $# -eq 2 ] || die "usage: $0 stop WORK"
-  stop_all "$2"
-  ;;
-*) die "usage: $0 start WORK URL CA_FILE | stop WORK" ;;
-esac
+}
+
+peer_main "$@"

@@ -32,7 +32,8 @@ qsd_start() {
   die "qemu-storage-daemon did not start; see $work/qsd.log"
 }
 
-# nbdfuse_start WORK EXPORT SIZE: mounts the export at WORK/mnt/nbd, read-only.
+# nbdfuse_start WORK EXPORT: mounts the export at WORK/mnt/nbd, read-only, and
+# waits until it has the image's size (peer_main's $size).
 # One NBD connection (-C 1; NBDFUSE_OPTS overrides): with nbdfuse's default
 # multi-conn (4 connections, which qemu-storage-daemon allows on a read-only
 # export) QEMU 7.2's curl driver stopped answering during a cold sequential
@@ -40,18 +41,11 @@ qsd_start() {
 # ignoring SIGTERM). With one connection it does not hang; nbdfuse still keeps
 # several requests in flight on it.
 nbdfuse_start() {
-  local work=$1 export=$2 size=$3 i
+  local work=$1 export=$2
   mkdir -p "$work/mnt"
   # shellcheck disable=SC2086
   start_bg "$work" "$work/nbdfuse.log" nbdfuse ${NBDFUSE_OPTS:--C 1} -r -P "$work/nbdfuse.pid" "$work/mnt" \
     "nbd+unix:///$export?socket=$work/qsd.sock"
   record_mount "$work" "$work/mnt"
-  for ((i = 0; i < 600; i++)); do
-    [ -s "$work/nbdfuse.pid" ] && break
-    pid_alive "$BG_PID" || break
-    sleep 0.05
-  done
-  [ -s "$work/nbdfuse.pid" ] || die "nbdfuse did not become ready; see $work/nbdfuse.log"
-  wait_mount "$work/mnt" 30 "$BG_PID" || die "nbdfuse did not mount; see $work/nbdfuse.log"
-  wait_size "$work/mnt/nbd" "$size" 30 "$BG_PID" || die "$work/mnt/nbd is not $size bytes; see $work/*.log"
+  wait_nbdfuse
 }

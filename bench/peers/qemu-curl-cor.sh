@@ -37,14 +37,9 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/qemu-common.sh
 . "$here/qemu-common.sh"
 
-case "${1:-}" in
-start)
-  [ $# -eq 4 ] || die "usage: $0 start WORK URL CA_FILE"
-  work=$(realpath -m "$2") url=$3 ca=$(realpath "$4")
-  ensure_pkgs qemu-system-common qemu-block-extra qemu-utils libnbd-bin fuse3 curl util-linux
-  mkdir -p "$work"
-  size=$(url_size "$url" "$ca") || true
-  [ -n "$size" ] || die "cannot HEAD $url with CA $ca"
+PEER_PKGS=(qemu-system-common qemu-block-extra qemu-utils libnbd-bin util-linux)
+
+peer_start() {
   qemu-img create -q -f qcow2 -o "cluster_size=${CLUSTER:-65536}" "$work/overlay.qcow2" "$size" ||
     die "qemu-img create failed"
   qsd_start "$work" "$ca" \
@@ -53,12 +48,7 @@ start)
     --blockdev driver=qcow2,node-name=ovl,file=ovl-file,backing=web \
     --blockdev driver=copy-on-read,node-name=cor,file=ovl \
     --export type=nbd,id=exp0,node-name=cor,name=img,writable=off
-  nbdfuse_start "$work" img "$size"
-  echo "$work/mnt/nbd"
-  ;;
-stop)
-  [ $# -eq 2 ] || die "usage: $0 stop WORK"
-  stop_all "$2"
-  ;;
-*) die "usage: $0 start WORK URL CA_FILE | stop WORK" ;;
-esac
+  nbdfuse_start "$work" img
+}
+
+peer_main "$@"

@@ -32,23 +32,13 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/qemu-common.sh
 . "$here/qemu-common.sh"
 
-case "${1:-}" in
-start)
-  [ $# -eq 4 ] || die "usage: $0 start WORK URL CA_FILE"
-  work=$(realpath -m "$2") url=$3 ca=$(realpath "$4")
-  ensure_pkgs qemu-system-common qemu-block-extra libnbd-bin fuse3 curl util-linux
-  mkdir -p "$work"
-  size=$(url_size "$url" "$ca") || true
-  [ -n "$size" ] || die "cannot HEAD $url with CA $ca"
+PEER_PKGS=(qemu-system-common qemu-block-extra libnbd-bin util-linux)
+
+peer_start() {
   qsd_start "$work" "$ca" \
     --blockdev "driver=https,node-name=web,url=$url,read-only=on,sslverify=on,readahead=${READAHEAD:-262144},timeout=30" \
     --export type=nbd,id=exp0,node-name=web,name=img,writable=off
-  nbdfuse_start "$work" img "$size"
-  echo "$work/mnt/nbd"
-  ;;
-stop)
-  [ $# -eq 2 ] || die "usage: $0 stop WORK"
-  stop_all "$2"
-  ;;
-*) die "usage: $0 start WORK URL CA_FILE | stop WORK" ;;
-esac
+  nbdfuse_start "$work" img
+}
+
+peer_main "$@"

@@ -43,15 +43,12 @@ here=$(cd "$(dirname "$0")" && pwd)
 # shellcheck source=SCRIPTDIR/common.sh
 . "$here/common.sh"
 
-case "${1:-}" in
-start)
-  [ $# -eq 4 ] || die "usage: $0 start WORK URL CA_FILE"
-  work=$(realpath -m "$2") url=$3 ca=$(realpath "$4")
-  ensure_pkgs rclone fuse3 curl
+PEER_PKGS=(rclone)
+
+peer_start() {
   mkdir -p "$work/mnt" "$work/cache"
   : >"$work/rclone.conf"
-  size=$(url_size "$url" "$ca") || true
-  [ -n "$size" ] || die "cannot HEAD $url with CA $ca"
+  local name
   name=$(url_base "$url")
   start_bg "$work" "$work/rclone.log" rclone mount :http: "$work/mnt" \
     --config "$work/rclone.conf" --http-url "$(url_dir "$url")" --ca-cert "$ca" \
@@ -61,14 +58,7 @@ start)
     --dir-cache-time 1000h --attr-timeout 1000h --vfs-cache-max-age 1000h \
     --vfs-cache-poll-interval 0 --no-checksum --log-level INFO
   record_mount "$work" "$work/mnt"
-  wait_mount "$work/mnt" 30 "$BG_PID" || die "rclone mount did not come up; see $work/rclone.log"
-  wait_size "$work/mnt/$name" "$size" 30 "$BG_PID" ||
-    die "$work/mnt/$name did not appear with $size bytes; see $work/rclone.log"
-  echo "$work/mnt/$name"
-  ;;
-stop)
-  [ $# -eq 2 ] || die "usage: $0 stop WORK"
-  stop_all "$2"
-  ;;
-*) die "usage: $0 start WORK URL CA_FILE | stop WORK" ;;
-esac
+  wait_served "rclone mount" "$work/mnt/$name" "$work/rclone.log"
+}
+
+peer_main "$@"
