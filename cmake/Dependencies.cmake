@@ -18,3 +18,5 @@ add_library(roaring::roaring UNKNOWN IMPORTED)
 set_target_properties(roaring::roaring PROPERTIES
   IMPORTED_LOCATION "${ROARING_LIBRARY}"
   INTERFACE_INCLUDE_DIRECTORIES "${ROARING_INCLUDE_DIR}")
+# The guest inspector (profile/ext_inspector) reads ext2/3/4 with e2fsprogs' library.
+pkg_check_modules(EXT2FS REQUIRED IMPORTED_TARGET ext2fs com_err)
