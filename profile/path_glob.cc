@@ -2,6 +2,7 @@
 
 #include <fnmatch.h>
 
+#include <algorithm>
 #include <string>
 
 namespace affinity::profile {
@@ -62,23 +63,35 @@ bool GlobMatch(std::string_view pattern, std::string_view path) {
   const auto sc = SplitPath(path);
   const size_t m = pc.size();
   const size_t n = sc.size();
-  // match[i][j]: pattern components i.. match path components j..
-  std::vector<std::vector<char>> match(m + 1, std::vector<char>(n + 1, 0));
-  match[m][n] = 1;
+  const bool globstar = std::find(pc.begin(), pc.end(), "**") != pc.end();
+  // Without "**" components pair up one to one: most candidates end here.
+  if (!globstar && m != n) return false;
   std::string pat, name;  // fnmatch needs NUL-terminated strings
-  for (size_t i = m; i-- > 0;) {
-    const bool globstar = pc[i] == "**";
+  auto component = [&](size_t i, size_t j) {
     pat.assign(pc[i]);
+    name.assign(sc[j]);
+    return ::fnmatch(pat.c_str(), name.c_str(), FNM_PATHNAME) == 0;
+  };
+  if (!globstar) {
+    for (size_t i = 0; i < m; ++i) {
+      if (!component(i, i)) return false;
+    }
+    return true;
+  }
+  // match[i * (n + 1) + j]: pattern components i.. match path components j..
+  std::vector<char> match((m + 1) * (n + 1), 0);
+  auto at = [&](size_t i, size_t j) -> char& { return match[i * (n + 1) + j]; };
+  at(m, n) = 1;
+  for (size_t i = m; i-- > 0;) {
     for (size_t j = n + 1; j-- > 0;) {
-      if (globstar) {
-        match[i][j] = match[i + 1][j] || (j < n && match[i][j + 1]);
-      } else if (j < n && match[i + 1][j + 1]) {
-        name.assign(sc[j]);
-        match[i][j] = ::fnmatch(pat.c_str(), name.c_str(), FNM_PATHNAME) == 0;
+      if (pc[i] == "**") {
+        at(i, j) = at(i + 1, j) || (j < n && at(i, j + 1));
+      } else if (j < n && at(i + 1, j + 1)) {
+        at(i, j) = component(i, j);
       }
     }
   }
-  return match[0][0] != 0;
+  return at(0, 0) != 0;
 }
 
 }  // namespace affinity::profile
