@@ -122,7 +122,8 @@ Status ParseDetect(const json& arr, Checker& ck, Signature& sig) {
     if (!rule.is_object() || rule.size() != 1) {
       return ck.Error(field, "must be an object with one of \"dpkg\", \"path\", \"unit\"");
     }
-    const auto& [key, value] = *rule.items().begin();
+    const std::string key = rule.begin().key();
+    const json& value = rule.front();
     const std::string f = field + "." + key;
     if (!value.is_string()) return ck.Error(f, "must be a string");
     if (Status st = ck.Count(f); !st.ok()) return st;
@@ -264,7 +265,11 @@ Result<Signature> ParseSignature(std::string_view json_text, const std::string& 
   } catch (const json::exception& e) {
     return ck.Error("", std::string("not JSON: ") + e.what());
   }
-  return Parse(doc, ck, file);
+  try {
+    return Parse(doc, ck, file);
+  } catch (const json::exception& e) {  // a check above is missing: still no exception out of here
+    return ck.Error("", std::string("unexpected JSON: ") + e.what());
+  }
 }
 
 SignatureDb SignatureDb::Load(const std::vector<std::string>& dirs) {
