@@ -192,6 +192,41 @@ TEST(SignaturePriors, LearnedPathsReplaceTheGuessForTheirFile) {
   EXPECT_EQ(by.count(1000), 0u);
 }
 
+TEST(SignaturePriors, ShippedLinuxBootOnAGuestWithNoHistoryPrefetchesItsInitFirst) {
+  GuestMapBuilder b;
+  b.MergedUsr()
+      .File("/usr/lib/systemd/systemd", 100'000)
+      .Link("/usr/sbin/init", "../lib/systemd/systemd")
+      .File("/boot/vmlinuz-6.1.0-13-amd64", 8 << 20)
+      .File("/etc/fstab")
+      .File("/usr/share/doc/readme")
+      .Metadata("<superblock>", {1024, 1024});
+  const GuestFileMap map = b.Build();
+  const SignatureDb db = SignatureDb::Load({AFFINITY_SOURCE_DIR "/profile/signatures"});
+  ASSERT_TRUE(db.errors().empty());
+  const std::vector<SignatureMatch> matches = DetectApplications(db, map, b.Reader());
+  ASSERT_EQ(matches.size(), 1u);
+  EXPECT_EQ(matches[0].application, "linux-boot");
+  const auto priors = BuildSignaturePriors(matches, db, {}, map, b.Reader());
+
+  Profile profile;
+  profile.images.push_back({"root.raw", {}, {}});
+  BlendSignaturePriors(profile.images[0], priors, 0);
+  std::map<uint32_t, PrefetchClass> cls;
+  for (const PlanItem& item : BuildPrefetchPlan(profile, PlanOptions{.arrival = Arrival::kRestart})) {
+    cls[item.block] = item.cls;
+  }
+  auto first_block = [&](const std::string& path) {
+    return static_cast<uint32_t>(b.Get(path).extents.at(0).offset / kB);
+  };
+  EXPECT_EQ(cls.at(0), PrefetchClass::kCritical);  // the superblock
+  EXPECT_EQ(cls.at(first_block("/usr/lib/systemd/systemd")), PrefetchClass::kCritical);
+  EXPECT_EQ(cls.at(first_block("/boot/vmlinuz-6.1.0-13-amd64")), PrefetchClass::kCritical);
+  EXPECT_EQ(cls.at(first_block("/etc/fstab")), PrefetchClass::kCritical);
+  EXPECT_EQ(cls.at(first_block("/usr/lib")), PrefetchClass::kCritical);  // a directory on the way
+  EXPECT_EQ(cls.count(first_block("/usr/share/doc/readme")), 0u);
+}
+
 // ---- blending ----
 
 BlockProfile Hist(uint32_t block, float score, float boot, uint32_t first_ms) {
