@@ -154,6 +154,11 @@ std::vector<SignatureMatch> DetectApplications(const SignatureDb& db, const Gues
       sentence += e;
     }
     if (sentence.size() > kMaxEvidence) sentence = sentence.substr(0, kMaxEvidence - 3) + "...";
+    // Guest names and versions are bytes, not UTF-8; the evidence goes into
+    // CBOR text strings and JSON output, so it is kept to printable ASCII.
+    for (char& c : sentence) {
+      if (static_cast<unsigned char>(c) < 0x20 || static_cast<unsigned char>(c) >= 0x7f) c = '?';
+    }
     out.push_back({sig.application, std::move(sentence)});
   }
   if (notes != nullptr && !dpkg.error().empty()) notes->push_back(dpkg.error());

@@ -13,7 +13,8 @@
 // "always" matches a Linux guest: /sbin/init, /lib/systemd/systemd,
 // /usr/lib/systemd/systemd or a /boot/vmlinuz*.
 // The evidence lists every rule that held, e.g. "dpkg: nginx-core 1.22.1-9
-// installed; unit nginx.service enabled (multi-user.target.wants)".
+// installed; unit nginx.service enabled (multi-user.target.wants)", at most
+// 300 characters of printable ASCII (other bytes of guest names become '?').
 //
 // The dpkg status is read and parsed at most once per call. One that cannot
 // be read or parsed is ignored (its rules do not hold): a match found by

@@ -327,6 +327,13 @@ TEST(DetectApplications, EvidenceSaysWhatHeld) {
   EXPECT_EQ(ev["mysql"], "unit mariadb.service present (/lib/systemd/system), not enabled");
   EXPECT_EQ(ev["linux-boot"], "linux: /sbin/init present");
   EXPECT_EQ(ev["package-manager"], "path /var/lib/dpkg/status present");  // no "dpkg" stanza in this status
+
+  // Guest names are bytes: the evidence stays printable ASCII (it goes into CBOR text and JSON).
+  GuestMapBuilder odd;
+  odd.File("/boot/vmlinuz-\xff\x01");
+  m = DetectApplications(db, odd.Build(), odd.Reader());
+  ASSERT_EQ(m.size(), 1u);
+  EXPECT_EQ(m[0].evidence, "linux: /boot/vmlinuz-?? present");
 }
 
 TEST(DetectApplications, AnUnreadableDpkgStatusIsIgnoredAndSaid) {
