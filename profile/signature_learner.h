@@ -28,20 +28,12 @@
 #include <vector>
 
 #include "profile/guest_files.h"
+#include "profile/learned_path.h"
 #include "profile/profile_builder.h"
 
 namespace affinity::profile {
 
 inline constexpr const char* kLinuxBootApplication = "linux-boot";
-
-struct LearnedPath {
-  std::string application;
-  std::string path;
-  std::string phase;      // "boot" | "service-start" | "steady"
-  float support = 0;      // share of the VM's starts that read it, 0..1
-  uint32_t first_ms = 0;  // median time of first read among them, ms since the start
-  bool operator==(const LearnedPath&) const = default;
-};
 
 struct LearnOptions {
   uint32_t boot_window_ms = 60'000;

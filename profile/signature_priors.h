@@ -26,20 +26,12 @@
 #include <vector>
 
 #include "profile/guest_files.h"
+#include "profile/learned_path.h"
 #include "profile/profile.h"
 #include "profile/signature_db.h"
 #include "profile/signature_matcher.h"
 
 namespace affinity::profile {
-
-// A path an application was seen reading in history (the learner's output).
-struct LearnedPath {
-  std::string application;
-  std::string path;
-  std::string phase;  // "boot" | "service-start" | "steady"; other values are ignored
-  float support = 0;  // share of sessions that read it
-  uint32_t first_ms = 0;
-};
 
 struct BlockPrior {
   uint32_t block = 0;
