@@ -75,7 +75,9 @@ std::vector<LearnedPath> LearnSignaturePaths(const std::vector<SessionTrace>& se
     const bool in_boot = first_ms <= options.boot_window_ms;
     std::string app = owner ? owner(f) : std::string();
     std::string phase;
-    if (!app.empty()) {
+    if (app == kLinuxBootApplication) {
+      phase = in_boot ? "boot" : "steady";
+    } else if (!app.empty()) {
       phase = in_boot ? "service-start" : "steady";
     } else if (in_boot) {
       app = kLinuxBootApplication;

@@ -14,7 +14,8 @@
 //
 // Attribution: `owner` says which application a file belongs to (its package
 // or signature patterns). An owned file becomes a path of that application,
-// phase service-start if first read within the boot window, else steady. A
+// phase service-start if first read within the boot window (boot for
+// linux-boot's own files), else steady. A
 // file nobody owns first read within the boot window is part of booting
 // Linux (application "linux-boot", phase boot); later, it is this VM's own
 // data and is not carried.

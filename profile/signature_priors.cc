@@ -92,7 +92,8 @@ class PriorBuilder {
   std::set<std::pair<const GuestFile*, size_t>> done_;  // (file, group) already added
 };
 
-// The files a package owns, per its dpkg .list (any architecture).
+}  // namespace
+
 std::vector<const GuestFile*> PackageFiles(const std::string& package, const FileMapIndex& index,
                                            const GuestFileReader& read) {
   std::set<const GuestFile*> lists;
@@ -123,6 +124,8 @@ std::vector<const GuestFile*> PackageFiles(const std::string& package, const Fil
   }
   return out;
 }
+
+namespace {
 
 // One thing a need names: a path glob or a package.
 struct NeedItem {

@@ -70,6 +70,13 @@ inline constexpr uint64_t kMaxPriorBytesPerFile = 64ull << 20;
 // A dpkg .list read is bounded (the biggest, linux-image's, is < 1 MiB).
 inline constexpr size_t kMaxPackageListBytes = 8u << 20;
 
+class FileMapIndex;
+
+// The files a dpkg package owns (a glob: every package it names), per its
+// .list files of any architecture, without directories and documentation.
+std::vector<const GuestFile*> PackageFiles(const std::string& package, const FileMapIndex& index,
+                                           const GuestFileReader& read);
+
 std::vector<BlockPrior> BuildSignaturePriors(std::span<const SignatureMatch> matches, const SignatureDb& db,
                                              std::span<const LearnedPath> learned, const GuestFileMap& map,
                                              const GuestFileReader& read,
