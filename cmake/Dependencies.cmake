@@ -20,3 +20,5 @@ set_target_properties(roaring::roaring PROPERTIES
   INTERFACE_INCLUDE_DIRECTORIES "${ROARING_INCLUDE_DIR}")
 # The guest inspector (profile/ext_inspector) reads ext2/3/4 with e2fsprogs' library.
 pkg_check_modules(EXT2FS REQUIRED IMPORTED_TARGET ext2fs com_err)
+# qcow2 compressed clusters (deflate) and GPT CRC32 in the guest inspector.
+find_package(ZLIB REQUIRED)
