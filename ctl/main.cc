@@ -1,11 +1,12 @@
 // affinityctl: the operator and orchestration CLI of affinityfs.
 //
 // One file per subcommand (stats, keygen/fingerprint, grant, owner,
-// migrate; later profile): each exposes `AddXxxCommand(app, exit_code)`, registers its
+// migrate, profile, inspect): each exposes `AddXxxCommand(app, exit_code)`, registers its
 // options and sets the exit code from its callback. main() only wires them.
 #include <CLI/CLI.hpp>
 
 #include "ctl/grant_commands.h"
+#include "ctl/inspect_command.h"
 #include "ctl/key_commands.h"
 #include "ctl/migration_command.h"
 #include "ctl/owner_command.h"
@@ -23,6 +24,7 @@ int main(int argc, char** argv) {
   affinity::ctl::AddOwnerCommand(app, exit_code);
   affinity::ctl::AddProfileCommand(app, exit_code);
   affinity::ctl::AddMigrationCommand(app, exit_code);
+  affinity::ctl::AddInspectCommand(app, exit_code);
   CLI11_PARSE(app, argc, argv);
   return exit_code;
 }

@@ -7,6 +7,7 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
 
@@ -192,6 +193,58 @@ TEST_F(AffinityctlStats, WatchRefreshesUntilStopped) {
   size_t first = r.output.find("hits          7");
   ASSERT_NE(first, std::string::npos) << r.output;
   EXPECT_NE(r.output.find("hits          7", first + 1), std::string::npos) << r.output;
+}
+
+// affinityctl inspect on an ext4 image made with mke2fs, with a trace that
+// reads one file, free space and (after the window) another file.
+TEST(AffinityctlInspect, ListsTheFilesATraceReadWithinTheWindow) {
+  testing::TempDir dir;
+  std::filesystem::create_directories(dir / "src/etc");
+  std::ofstream(dir / "src/etc/hostname") << "guest-1\n";
+  std::ofstream(dir / "src/late") << "read late\n";
+  const std::string img = dir / "root.raw";
+  CommandResult r = RunCommand("mke2fs -q -t ext4 -d " + (dir / "src") + " -b 4096 " + img + " 8M");
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  const std::string ctl = "'" + testing::BinaryPath("affinityctl") + "' inspect ";
+  r = RunCommand(ctl + "--json " + img);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  auto j = nlohmann::json::parse(r.output);
+  EXPECT_EQ(j["container"], "raw");
+  EXPECT_EQ(j["partition"], "whole-disk");
+  EXPECT_EQ(j["filesystem"], "ext4");
+  EXPECT_EQ(j["regular"], 2);
+
+  // Where the files are, from debugfs: "(0):1234".
+  auto block_of = [&](const std::string& path) {
+    CommandResult s = RunCommand("debugfs -R 'bmap " + path + " 0' " + img);
+    return std::stoull(s.output.substr(s.output.find_last_of('\n', s.output.size() - 2) + 1));
+  };
+  const uint64_t hostname = block_of("/etc/hostname") * 4096, late = block_of("/late") * 4096;
+  std::ofstream(dir / "trace.csv") << "time_s,offset,length,op\n"
+                                   << "0.5," << hostname << ",4096,R\n"
+                                   << "0.7," << (6 << 20) << ",8192,R\n"
+                                   << "4.0," << late << ",4096,R\n";
+  r = RunCommand(ctl + "--json --window-s 3 --trace " + (dir / "trace.csv") + " " + img);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  j = nlohmann::json::parse(r.output);
+  ASSERT_EQ(j["traces"].size(), 1u) << r.output;
+  const auto& t = j["traces"][0];
+  EXPECT_EQ(t["reads"], 2);
+  EXPECT_EQ(t["unattributed_bytes"], 8192);
+  ASSERT_EQ(t["files"].size(), 1u) << r.output;
+  EXPECT_EQ(t["files"][0]["path"], "/etc/hostname");
+  EXPECT_EQ(t["files"][0]["bytes"], 4096);
+  EXPECT_DOUBLE_EQ(t["files"][0]["first_read_s"].get<double>(), 0.5);
+
+  r = RunCommand(ctl + "--trace " + (dir / "trace.csv") + " " + img);
+  ASSERT_EQ(r.exit_code, 0) << r.output;
+  EXPECT_NE(r.output.find("/late"), std::string::npos) << r.output;
+  EXPECT_NE(r.output.find("not in any file: 8192 bytes"), std::string::npos) << r.output;
+
+  std::ofstream(dir / "zeros.img") << std::string(1 << 16, '\0');
+  r = RunCommand(ctl + (dir / "zeros.img"));
+  EXPECT_EQ(r.exit_code, 1);
+  EXPECT_NE(r.output.find("not inspectable"), std::string::npos) << r.output;
 }
 
 }  // namespace

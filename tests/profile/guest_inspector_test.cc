@@ -15,6 +15,7 @@
 #include "profile/guest_disk.h"
 #include "profile/guest_file_map_codec.h"
 #include "profile/guest_inspector.h"
+#include "profile/trace_attribution.h"
 #include "tests/support/test_env.h"
 
 namespace affinity::profile {
@@ -494,6 +495,38 @@ TEST(GuestFileMapCodecTest, MalformedMapsAreRefusedNamingTheField) {
   expect(m, "files[0].kind");
   EXPECT_FALSE(DecodeGuestFileMap("").ok());
   EXPECT_FALSE(DecodeGuestFileMap("not zstd at all").ok());
+}
+
+TEST(TraceAttributionTest, ReadsCountForTheFilesTheyFallInByFirstRead) {
+  GuestFileMap map{.block_size = 4096};
+  map.files = {
+      {.path = "/a", .inode = {100, 256}, .extents = {{4096, 8192}, {40960, 4096}}},
+      {.path = "/a-link", .inode = {100, 256}, .extents = {{4096, 8192}, {40960, 4096}}},  // a hard link
+      {.path = "/b", .inode = {356, 256}, .extents = {{16384, 4096}}},
+      {.path = "<superblock>", .kind = GuestFileKind::kMetadata, .extents = {{1024, 1024}}},
+  };
+  const std::vector<TraceRecord> trace = {
+      {0.1, 0, 4096, false},       // superblock (1024) + inodes (512) + free (2560)
+      {0.2, 16384, 4096, false},   // /b
+      {0.3, 8192, 12288, false},   // /a's tail (4096), free (4096), /b (4096)
+      {0.4, 40960, 4096, true},    // a write: ignored
+      {0.5, 40960, 4096, false},   // /a again
+      {9.0, 16384, 4096, false},   // outside the window
+  };
+  const TraceAttribution a = AttributeTrace(map, trace, 5.0);
+  EXPECT_EQ(a.reads, 4u);
+  EXPECT_EQ(a.read_bytes, 4096u * 6);
+  ASSERT_EQ(a.files.size(), 2u);
+  EXPECT_EQ(a.files[0].path, "/b");
+  EXPECT_DOUBLE_EQ(a.files[0].first_read_s, 0.2);
+  EXPECT_EQ(a.files[0].bytes, 8192u);
+  EXPECT_EQ(a.files[0].reads, 2u);
+  EXPECT_EQ(a.files[1].path, "/a");
+  EXPECT_DOUBLE_EQ(a.files[1].first_read_s, 0.3);
+  EXPECT_EQ(a.files[1].bytes, 8192u);
+  EXPECT_EQ(a.unattributed_bytes, 4096u + 4096u);
+  EXPECT_EQ(a.metadata_bytes, 1024u + 512u);
+  EXPECT_EQ(AttributeTrace(map, trace, -1).files[0].bytes, 3 * 4096u);  // the whole trace
 }
 
 }  // namespace
