@@ -8,6 +8,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "profile/byte_order.h"
 #include "profile/guest_io_manager.h"
 
 namespace affinity::profile {
@@ -26,6 +27,29 @@ std::string FileSystemType(const ext2_super_block* sb) {
 }
 
 std::string Join(const std::string& dir, const std::string& name) { return dir == "/" ? "/" + name : dir + "/" + name; }
+
+// The superblock's size claims against the partition (ext4 disk layout: s_blocks_count_lo at 4,
+// s_log_block_size at 24, s_feature_incompat at 0x60, s_blocks_count_hi at 0x150).
+Status CheckSize(GuestDisk* disk) {
+  uint8_t sb[SUPERBLOCK_SIZE];
+  const GuestPartition& part = disk->partition();
+  if (part.size < SUPERBLOCK_OFFSET + SUPERBLOCK_SIZE) return Corruption(part.name + " is too small for an ext superblock");
+  if (Status s = disk->ReadGuest(part.offset + SUPERBLOCK_OFFSET, sb, sizeof sb); !s.ok()) return s;
+  const uint32_t log_block_size = LoadLe<uint32_t>(sb + 24);
+  if (log_block_size > 6) {
+    return Corruption("ext superblock on " + part.name + ": s_log_block_size " + std::to_string(log_block_size) +
+                      " (block size over 64 KiB)");
+  }
+  uint64_t blocks = LoadLe<uint32_t>(sb + 4);
+  if (LoadLe<uint32_t>(sb + 0x60) & EXT4_FEATURE_INCOMPAT_64BIT) blocks |= uint64_t{LoadLe<uint32_t>(sb + 0x150)} << 32;
+  const uint64_t block_size = uint64_t{1024} << log_block_size;
+  if (blocks > part.size / block_size) {
+    return Corruption("the ext file system on " + part.name + " claims " + std::to_string(blocks) + " blocks of " +
+                      std::to_string(block_size) + " bytes but its partition holds " + std::to_string(part.size) +
+                      " bytes (a truncated image?)");
+  }
+  return Status::Ok();
+}
 
 }  // namespace
 
@@ -345,6 +369,9 @@ Result<std::unique_ptr<ExtInspector>> ExtInspector::Open(GuestDisk* disk) {
   self->target_->disk = disk;
   self->target_->offset = disk->partition().offset;
   self->target_->size = disk->partition().size;
+  // Checked before libext2fs sizes its tables from the superblock: a hostile
+  // block count must not make it allocate for a file system the disk cannot hold.
+  if (Status s = CheckSize(disk); !s.ok()) return s;
   const std::string name = GuestIoName(self->target_.get());
   ext2_filsys fs = nullptr;
   const errcode_t err = ext2fs_open2(name.c_str(), nullptr, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0,
@@ -356,12 +383,6 @@ Result<std::unique_ptr<ExtInspector>> ExtInspector::Open(GuestDisk* disk) {
     return self->Error(err, "ext file system on " + disk->partition().name);
   }
   self->fs_ = fs;
-  const uint64_t fs_bytes = ext2fs_blocks_count(fs->super) * uint64_t{fs->blocksize};
-  if (fs_bytes > disk->partition().size) {
-    return Corruption("the ext file system on " + disk->partition().name + " claims " + std::to_string(fs_bytes) +
-                      " bytes but its partition holds " + std::to_string(disk->partition().size) +
-                      " (a truncated image?)");
-  }
   self->filesystem_ = FileSystemType(fs->super);
   return self;
 }
