@@ -8,6 +8,7 @@
 #include "storage/authorizer.h"
 #include "storage/chunk_tracker.h"
 #include "storage/grant_issuer.h"
+#include "storage/guest_catalog.h"
 #include "storage/metrics.h"
 #include "storage/migration_registry.h"
 #include "storage/range_handler.h"
@@ -26,6 +27,7 @@ struct ApiServices {
   ChunkTracker* tracker = nullptr;
   VmWriteLocks* write_locks = nullptr;
   AccessLog* access_log = nullptr;
+  GuestCatalog* guests = nullptr;  // null: profiles are history only
 };
 
 }  // namespace affinity::storage

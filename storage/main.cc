@@ -23,6 +23,7 @@
 #include "acl/signing_key.h"
 #include "storage/api_router.h"
 #include "storage/client_roles.h"
+#include "storage/guest_catalog.h"
 #include "storage/https_server.h"
 #include "storage/listen_address.h"
 #include "storage/metrics.h"
@@ -94,6 +95,14 @@ int main(int argc, char** argv) {
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error", "off"}))
       ->capture_default_str();
   app.add_option("--ready-file", ready_file, "Once listening, write the bound port here (atomically)");
+  std::vector<std::string> signature_dirs;
+  bool no_signatures = false;
+  app.add_option("--signatures", signature_dirs,
+                 "Directory of application signatures (docs/signatures.md), added after the shipped ones; "
+                 "repeatable, later ones override an application of the same name")
+      ->check(CLI::ExistingDirectory);
+  app.add_flag("--no-signatures", no_signatures,
+               "No guest inspection and no application signatures: profiles from history only");
   app.add_option("--test-delay-ms", delay_ms, "TEST ONLY: hold every image reply D ms, e.g. 0.5 (emulated round trip)")
       ->check(CLI::Range(0.0, 60000.0));
   app.add_option("--test-bandwidth", bandwidth,
@@ -159,6 +168,14 @@ int main(int argc, char** argv) {
   services.tracker = tracker->get();
   services.write_locks = &write_locks;
   services.access_log = access_log->get();
+  std::unique_ptr<st::GuestCatalog> guests;
+  if (!no_signatures) {
+    signature_dirs.insert(signature_dirs.begin(), st::ShippedSignatureDir());
+    auto catalog = st::GuestCatalog::Open(state_dir, store->get(), signature_dirs);
+    if (!catalog.ok()) return Fail(catalog.status().ToString());
+    guests = std::move(*catalog);
+    services.guests = guests.get();
+  }
   st::ApiRouter router(services);
 
   // Before any thread exists: stop signals are taken by sigwait() below only.
@@ -169,6 +186,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &stop_signals, nullptr);
   ::signal(SIGPIPE, SIG_IGN);
   served.Start();
+  if (guests) guests->StartWarmup();
 
   auto https = st::HttpsServer::Create(server, &router, roles->get());
   if (!https.ok()) return Fail(https.status().message());

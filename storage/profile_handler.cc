@@ -5,6 +5,7 @@
 
 #include "profile/profile_builder.h"
 #include "profile/profile_codec.h"
+#include "profile/signature_profile.h"
 #include "storage/api_error.h"
 #include "storage/api_router.h"
 
@@ -60,7 +61,17 @@ Reply ProfileHandler::Get(const ApiRequest& request, const std::string& vm) cons
     if (!imported.ok()) return ErrorReplyFromStatus(imported.status());
     if (imported->has_value()) return ProfileReply(std::move(**imported));
   }
-  return ProfileReply(profile::EncodeProfile(profile::BuildProfile(vm, *sessions, options)));
+  profile::Profile built = profile::BuildProfile(vm, *sessions, options);
+  if (services_.guests != nullptr) {
+    // What the VM's uploaded starts teach (not the served-read runs: their
+    // times are not since a start; not the live run: it is still going).
+    std::vector<profile::SessionTrace> teaching;
+    for (auto& s : *sessions) {
+      if (s.kind == profile::SessionKind::kStart && s.id != options.live_session) teaching.push_back(std::move(s));
+    }
+    for (const auto& image : services_.guests->ForVm(vm, teaching)) profile::ApplySignatures(built, image);
+  }
+  return ProfileReply(profile::EncodeProfile(built));
 }
 
 Reply ProfileHandler::Import(const ApiRequest& request, const std::string& vm) const {

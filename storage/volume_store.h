@@ -49,6 +49,9 @@ class OpenImage {
  public:
   OpenImage(UniqueFd fd, ImageInfo info) : fd_(std::move(fd)), info_(std::move(info)) {}
   const ImageInfo& info() const { return info_; }
+  // For readers that open by path (the guest inspector): /proc/self/fd/N is
+  // this very file, whatever happens to its name.
+  std::string ProcPath() const { return "/proc/self/fd/" + std::to_string(fd_.get()); }
   // Reads exactly out.size() bytes at `offset` (pread, EINTR retried).
   // kUnavailable if the file ended early (it shrank), kIoError on a read error.
   Status ReadAt(uint64_t offset, std::span<char> out) const;
