@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Builds a small Debian 12 guest for block-access traces, without loop mounts:
-#   OUT_DIR/root.raw     raw ext4 file system (no partition table), 2 GiB, sparse
+#   OUT_DIR/root.raw     raw ext4 file system (no partition table), 2 GiB (IMAGE_SIZE), sparse
 #   OUT_DIR/vmlinuz      the guest's kernel (linux-image-cloud-amd64)
 #   OUT_DIR/initrd.img   its initramfs
 #   OUT_DIR/packages.txt the guest's package list (name version)
 #   OUT_DIR/kernel-version
 # Boot with: -kernel vmlinuz -initrd initrd.img -append 'root=/dev/vda rw console=ttyS0
-#            affinity.workload=boot|db affinity.seed=N'   (bench/vm/boot.sh does this)
+#            affinity.workload=boot|db|services affinity.seed=N'   (bench/vm/boot.sh does this)
 #
 # The guest boots systemd to multi-user.target; then affinity-workload.service
 # runs the workload named on the kernel command line and powers off:
@@ -16,6 +16,13 @@
 #                           created here on the host), random with affinity.seed=N; the
 #                           hot set (85% of the picks) is the same for every seed, the
 #                           rest is uniform, so sessions differ but share a hot set
+#   affinity.workload=services  waits (at most 180 s in all, affinity.services_wait=S)
+#                           until each installed service of PostgreSQL, MariaDB,
+#                           nginx and Redis is active, then one request to each
+#                           (psql, mysql over the unix socket, an HTTP GET of /,
+#                           redis-cli PING/SET/GET); services not installed are
+#                           skipped (said on the console). Install them with
+#                           EXTRA_PACKAGES.
 # and prints "AFFINITY-WORKLOAD-DONE workload=W seed=N ..." on the serial console
 # (AFFINITY-WORKLOAD-FAILED on an error). No affinity.workload: no workload,
 # no power-off (interactive use; root has no password).
@@ -25,6 +32,20 @@
 # Idempotent: does nothing when OUT_DIR already has every output; a finished
 # debootstrap (OUT_DIR/work/debootstrap.done) is reused after a
 # failure later on. KEEP_ROOTFS=1 keeps OUT_DIR/work when done.
+#
+# Environment (the defaults make the image bench/run and tests/vm use):
+#   EXTRA_PACKAGES  comma-separated packages added to debootstrap's --include
+#                   (Depends only, no Recommends), e.g. postgresql,nginx;
+#                   services of Debian packages are enabled as Debian ships them
+#                   (debootstrap's policy-rc.d keeps them from starting in the
+#                   chroot); the build checks that the ones the services
+#                   workload knows are enabled, and PostgreSQL's cluster and
+#                   MariaDB's data directory exist
+#   DB_ROWS         orders in the SQLite database (default 1000000); 0: no database
+#                   (the db workload then fails)
+#   DB_CUSTOMERS    customers in it (default 50000)
+#   IMAGE_SIZE      mke2fs size of root.raw (default 2G)
+#   DEBIAN_MIRROR   default http://deb.debian.org/debian
 #
 # Usage: bench/vm/build-image.sh OUT_DIR
 set -euo pipefail
@@ -37,6 +58,11 @@ image_size=${IMAGE_SIZE:-2G}
 db_rows=${DB_ROWS:-1000000}      # orders; about 205 bytes per row with its indexes
 db_customers=${DB_CUSTOMERS:-50000}
 packages=systemd-sysv,udev,linux-image-cloud-amd64,initramfs-tools,sqlite3
+extra_packages=${EXTRA_PACKAGES:-}
+case $extra_packages in *[!a-z0-9.+,-]*) echo "build-image: EXTRA_PACKAGES: package names separated by commas" >&2; exit 2 ;; esac
+extra_packages=$(echo "$extra_packages" | sed 's/,,*/,/g; s/^,//; s/,$//')
+[ -z "$extra_packages" ] || packages+=,$extra_packages
+case $db_rows in '' | *[!0-9]*) echo "build-image: DB_ROWS must be a number" >&2; exit 2 ;; esac
 
 say() { echo "build-image: $*" >&2; }
 
@@ -97,18 +123,44 @@ rm -f "$rootfs/etc/systemd/system/timers.target.wants/"*.timer
 rm -f "$rootfs"/var/cache/apt/archives/*.deb "$rootfs"/var/cache/apt/*.bin
 rm -rf "$rootfs"/var/lib/apt/lists/*
 
+# ---- services of EXTRA_PACKAGES ----
+# debootstrap's policy-rc.d (gone when it ends) kept them from starting in the
+# chroot; their postinsts enabled them (deb-systemd-helper: the
+# multi-user.target.wants links) and made their data (PostgreSQL:
+# pg_createcluster; MariaDB: mysql_install_db). Check all of that.
+wants=$rootfs/etc/systemd/system/multi-user.target.wants
+for unit in postgresql mariadb nginx redis-server; do
+  [ -e "$rootfs/lib/systemd/system/$unit.service" ] || continue
+  if [ ! -L "$wants/$unit.service" ]; then
+    say "$unit.service is installed but not enabled; enabling it"
+    mkdir -p "$wants"
+    ln -s "/lib/systemd/system/$unit.service" "$wants/$unit.service"
+  fi
+  say "service $unit: enabled"
+done
+if [ -e "$rootfs/lib/systemd/system/postgresql.service" ]; then
+  clusters=$(cd "$rootfs/etc/postgresql" 2>/dev/null && find . -mindepth 2 -maxdepth 2 -type d | sed 's|^\./||' | sort | tr '\n' ' ')
+  [ -n "$clusters" ] || { say "PostgreSQL has no cluster under /etc/postgresql (pg_createcluster did not run)"; exit 1; }
+  say "PostgreSQL clusters: $clusters"
+fi
+if [ -e "$rootfs/lib/systemd/system/mariadb.service" ] && [ ! -d "$rootfs/var/lib/mysql/mysql" ]; then
+  say "MariaDB's /var/lib/mysql has no system tables (mysql_install_db did not run)"
+  exit 1
+fi
+
 install -d "$rootfs/usr/local/sbin" "$rootfs/var/lib/affinity"
 cat >"$rootfs/usr/local/sbin/affinity-workload" <<'GUEST'
 #!/bin/bash
 # Runs the workload named by affinity.workload= on the kernel command line,
 # prints the end marker on the console, powers off.
 set -uo pipefail
-workload= seed=1 duration=60
+workload= seed=1 duration=60 services_wait=180
 for arg in $(cat /proc/cmdline); do
   case $arg in
     affinity.workload=*) workload=${arg#*=} ;;
     affinity.seed=*) seed=${arg#*=} ;;
     affinity.duration=*) duration=${arg#*=} ;;
+    affinity.services_wait=*) services_wait=${arg#*=} ;;
   esac
 done
 [ -n "$workload" ] || exit 0
@@ -172,10 +224,93 @@ run_db() {
   echo "db: seed=$seed batches=$batch statements=$queries rows_now=$(sqlite3 "$db" 'SELECT max(id) FROM orders')"
 }
 
+# The services workload: wait for each installed service (one deadline for
+# all), then one real request to each. A service not installed is skipped.
+installed() { [ -e "/lib/systemd/system/$1.service" ]; }
+wait_active() {  # UNIT DEADLINE
+  while [ "$(date +%s)" -lt "$2" ]; do
+    systemctl -q is-active "$1" && return 0
+    systemctl -q is-failed "$1" && break
+    sleep 1
+  done
+  systemctl -q is-active "$1"
+}
+run_services() {
+  local deadline=$(( $(date +%s) + services_wait )) failed=0 unit out v c
+  if installed postgresql; then
+    # postgresql.service is a placeholder; the server is postgresql@V-C.service.
+    for d in /etc/postgresql/*/*/; do
+      [ -d "$d" ] || continue
+      v=$(basename "$(dirname "$d")") c=$(basename "$d") unit=postgresql@$v-$c
+      if wait_active "$unit" "$deadline"; then
+        echo "services: $unit active at uptime $(up)"
+        if out=$(cd / && runuser -u postgres -- psql -XAt -c 'select count(*) from pg_class' 2>&1); then
+          echo "services: postgresql: select count(*) from pg_class -> $out (uptime $(up))"
+        else
+          echo "services: postgresql: psql failed: $out"; failed=1
+        fi
+      else
+        echo "services: $unit not active: $(systemctl is-active "$unit")"; failed=1
+      fi
+    done
+  else
+    echo "services: postgresql not installed, skipped"
+  fi
+  if installed mariadb; then
+    if wait_active mariadb "$deadline"; then
+      echo "services: mariadb active at uptime $(up)"
+      if out=$("$(command -v mariadb || echo mysql)" -NB -e 'select 1' 2>&1); then
+        echo "services: mariadb: select 1 -> $out (uptime $(up))"
+      else
+        echo "services: mariadb: mysql failed: $out"; failed=1
+      fi
+    else
+      echo "services: mariadb not active: $(systemctl is-active mariadb)"; failed=1
+    fi
+  else
+    echo "services: mariadb not installed, skipped"
+  fi
+  if installed nginx; then
+    if wait_active nginx "$deadline"; then
+      echo "services: nginx active at uptime $(up)"
+      # bash's /dev/tcp: no curl needed in the guest
+      if out=$(timeout 30 bash -c 'exec 3<>/dev/tcp/127.0.0.1/80 &&
+                 printf "GET / HTTP/1.0\r\nHost: localhost\r\n\r\n" >&3 && cat <&3' 2>&1) &&
+         [[ $out == "HTTP/1."[01]" 200"* ]]; then
+        echo "services: nginx: GET / -> ${out%%$'\r'*}, $(printf %s "$out" | wc -c) bytes (uptime $(up))"
+      else
+        echo "services: nginx: GET / failed: ${out%%$'\r'*}"; failed=1
+      fi
+    else
+      echo "services: nginx not active: $(systemctl is-active nginx)"; failed=1
+    fi
+  else
+    echo "services: nginx not installed, skipped"
+  fi
+  if installed redis-server; then
+    if wait_active redis-server "$deadline"; then
+      echo "services: redis-server active at uptime $(up)"
+      if out=$(redis-cli ping 2>&1) && [ "$out" = PONG ] &&
+         redis-cli set affinity:seed "$seed" >/dev/null 2>&1 &&
+         [ "$(redis-cli get affinity:seed 2>&1)" = "$seed" ]; then
+        echo "services: redis-server: PING -> $out, SET/GET affinity:seed -> $seed (uptime $(up))"
+      else
+        echo "services: redis-server: redis-cli failed: $out"; failed=1
+      fi
+    else
+      echo "services: redis-server not active: $(systemctl is-active redis-server)"; failed=1
+    fi
+  else
+    echo "services: redis-server not installed, skipped"
+  fi
+  return "$failed"
+}
+
 status=ok
 case $workload in
   boot) ;;
   db) run_db || status=error ;;
+  services) run_services || status=error ;;
   *) echo "unknown affinity.workload=$workload"; status=error ;;
 esac
 if [ "$status" = ok ]; then
@@ -208,7 +343,10 @@ ln -sf /etc/systemd/system/affinity-workload.service \
 
 # ---- the database, built on the host ----
 db=$rootfs/var/lib/affinity/db.sqlite
-if [ ! -e "$work/db.done" ]; then
+if [ "$db_rows" = 0 ]; then
+  rm -f "$db" "$db-wal" "$db-shm" "$db-journal" "$work/db.done"
+  say "DB_ROWS=0: no SQLite database"
+elif [ ! -e "$work/db.done" ]; then
   say "creating the SQLite database ($db_rows orders, $db_customers customers)"
   rm -f "$db" "$db-wal" "$db-shm" "$db-journal"
   sqlite3 "$db" >/dev/null <<SQL
@@ -233,7 +371,7 @@ PRAGMA journal_mode=WAL;
 SQL
   touch "$work/db.done"
 fi
-say "database: $(($(stat -c %s "$db") >> 20)) MiB"
+[ "$db_rows" = 0 ] || say "database: $(($(stat -c %s "$db") >> 20)) MiB"
 
 # ---- kernel, initrd, package list ----
 kernel=$(find "$rootfs/boot" -maxdepth 1 -name 'vmlinuz-*' | sort -V | tail -1)
