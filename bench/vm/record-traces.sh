@@ -19,8 +19,12 @@
 #                  (default /var/tmp/affinity-vm-image)
 #   BOOT_SESSIONS  boot-only sessions (default 4), seeds 1..N
 #   DB_SESSIONS    db sessions (default 4), seeds 1..N
+#   SERVICES_SESSIONS  services sessions (default 0), seeds 1..N
+#   SESSIONS       instead of the three above: "KIND:COUNT ..." in this order,
+#                  e.g. SESSIONS="services:3" (KIND: boot, db or services)
 #   CHUNK_SIZE     affinityfs --chunk-size (default: affinityfs's own, 256K)
-#   BOOT_TIMEOUT   per session, passed to boot.sh (default 300 boot, 420 db)
+#   BOOT_TIMEOUT   per session, passed to boot.sh (default 300 boot, 420 db, 600 services)
+# OUT_DIR/packages.txt is a copy of the image's package list.
 # Needs root for the first image build (debootstrap); FUSE and qemu-system-x86.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
@@ -33,8 +37,14 @@ out=$(cd "$1" && pwd)
 build=${BUILD_DIR:-$here/../../build}
 bin=$(cd "$build/bin" && pwd)
 image_dir=${IMAGE_DIR:-/var/tmp/affinity-vm-image}
-boot_sessions=${BOOT_SESSIONS:-4}
-db_sessions=${DB_SESSIONS:-4}
+sessions=${SESSIONS:-boot:${BOOT_SESSIONS:-4} db:${DB_SESSIONS:-4} services:${SERVICES_SESSIONS:-0}}
+for spec in $sessions; do
+  case $spec in
+    boot:* | db:* | services:*) case ${spec#*:} in '' | *[!0-9]*) ;; *) continue ;; esac ;;
+  esac
+  echo "record-traces: SESSIONS: \"$spec\" is not KIND:COUNT (KIND boot, db or services)" >&2
+  exit 2
+done
 vm="vm-trace"
 chunk_args=()
 [ -z "${CHUNK_SIZE:-}" ] || chunk_args=(--chunk-size "$CHUNK_SIZE")
@@ -50,6 +60,7 @@ if [ ! -x "$bin/affinityfs" ] || [ ! -x "$bin/affinity-storaged" ]; then
 fi
 
 "$here/build-image.sh" "$image_dir"
+cp "$image_dir/packages.txt" "$out/packages.txt"
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/affinity-vm-traces.XXXXXX")
 boot_pid=
@@ -143,8 +154,11 @@ run_session() {
   rm -rf "$cache" "$cache.grant"
 }
 
-for i in $(seq 1 "$boot_sessions"); do run_session boot "$i" "$i" "${BOOT_TIMEOUT:-300}"; done
-for i in $(seq 1 "$db_sessions"); do run_session db "$i" "$i" "${BOOT_TIMEOUT:-420}"; done
+for spec in $sessions; do
+  kind=${spec%%:*}
+  case $kind in boot) timeout_s=300 ;; db) timeout_s=420 ;; *) timeout_s=600 ;; esac
+  for i in $(seq 1 "${spec#*:}"); do run_session "$kind" "$i" "$i" "${BOOT_TIMEOUT:-$timeout_s}"; done
+done
 mv "$out/sessions.txt.tmp" "$out/sessions.txt"
 
 python3 - "$out" >"$out/summary.txt" <<'PY'
@@ -152,10 +166,11 @@ import csv, glob, os, re, sys
 out = sys.argv[1]
 def key(p):
     m = re.match(r"(\w+)-(\d+)\.csv$", os.path.basename(p))
-    return (m.group(1) != "boot", int(m.group(2)))
+    return ({"boot": 0, "db": 1}.get(m.group(1), 2), m.group(1), int(m.group(2)))
 paths = sorted((p for p in glob.glob(os.path.join(out, "*.csv")) if re.match(r"\w+-\d+\.csv$", os.path.basename(p))), key=key)
-print("%-8s %8s %10s %10s %10s %10s %10s %9s" % ("trace", "reads", "MiB_read", "uniq4K", "uniq64K", "uniq256K", "uniq1M", "dur_s"))
-print("%-8s %8s %10s %10s %10s %10s %10s %9s" % ("", "", "", "MiB", "MiB", "MiB", "MiB", ""))
+w = max([8] + [len(os.path.basename(p)) - 4 for p in paths])
+print("%-*s %8s %10s %10s %10s %10s %10s %9s" % (w, "trace", "reads", "MiB_read", "uniq4K", "uniq64K", "uniq256K", "uniq1M", "dur_s"))
+print("%-*s %8s %10s %10s %10s %10s %10s %9s" % (w, "", "", "", "MiB", "MiB", "MiB", "MiB", ""))
 for p in paths:
     n = total = 0
     t_first = t_last = None
@@ -175,8 +190,8 @@ for p in paths:
                 s.update(range(off >> shift, ((off + length - 1) >> shift) + 1))
     uniq = {shift: (len(s) << shift) / 2**20 for shift, s in sets.items()}
     dur = (t_last - t_first) if n else 0.0
-    print("%-8s %8d %10.1f %10.1f %10.1f %10.1f %10.1f %9.1f" % (
-        os.path.basename(p)[:-4], n, total / 2**20, uniq[12], uniq[16], uniq[18], uniq[20], dur))
+    print("%-*s %8d %10.1f %10.1f %10.1f %10.1f %10.1f %9.1f" % (
+        w, os.path.basename(p)[:-4], n, total / 2**20, uniq[12], uniq[16], uniq[18], uniq[20], dur))
 print()
 print("MiB = 2^20 bytes. uniqX: distinct X-aligned blocks touched by any read, times X. dur_s: first to last read.")
 PY
