@@ -113,7 +113,7 @@ PY
 }
 
 : >"$out/sessions.txt.tmp"
-printf '%-6s %-6s %-4s %-28s %8s %12s %10s\n' trace kind seed session reads wall_s guest_s >>"$out/sessions.txt.tmp"
+printf '%-10s %-8s %-4s %-28s %8s %12s %10s\n' trace kind seed session reads wall_s guest_s >>"$out/sessions.txt.tmp"
 run_session() {
   local kind=$1 i=$2 seed=$3 timeout_s=$4
   local name=$kind-$i cache=$work/cache-$kind-$i mnt=$work/mnt t0 t1 rc=0 recorded dropped pending n session
@@ -146,7 +146,7 @@ run_session() {
   fi
   n=$(export_session "$session" "$out/$name.csv")
   [ "$n" = "$recorded" ] || say "$name: warning: $recorded accesses recorded, $n on the storage host"
-  printf '%-6s %-6s %-4s %-28s %8s %12.1f %10s\n' "$name" "$kind" "$seed" "$session" "$n" \
+  printf '%-10s %-8s %-4s %-28s %8s %12.1f %10s\n' "$name" "$kind" "$seed" "$session" "$n" \
     "$(echo "$t1 - $t0" | bc -l)" "$(grep -a -o 'AFFINITY-WORKLOAD-DONE.*uptime=[0-9.]*' "$out/logs/$name.log" |
       tail -1 | sed 's/.*uptime=//')" >>"$out/sessions.txt.tmp"
   say "$name: seed $seed, session $session, $n reads, $(echo "$t1 - $t0" | bc -l | xargs printf %.1f) s"
