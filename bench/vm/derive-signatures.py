@@ -40,7 +40,7 @@ How a file becomes an application's:
 Per file: "support" = share of the sessions that read it, "first_read_s" =
 median (over the sessions that read it) of the time of its first read, in
 seconds since the start of the session (the affinityfs mount; the guest's
-first read is ~4 s later under TCG), "first_read_s_each" per session,
+first read is about 5 s later under TCG), "first_read_s_each" per session,
 "bytes_read" = median bytes of it read (re-reads count again), "kind" and
 "size" from debugfs stat, "packages" = the dpkg packages listing it.
 Per session: "metadata_bytes" = bytes read of file-system structures,
