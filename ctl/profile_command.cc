@@ -11,6 +11,8 @@
 #include "profile/block_trace.h"
 #include "profile/prefetch_plan.h"
 #include "profile/profile_codec.h"
+#include "profile/guest_inspector.h"
+#include "profile/signature_profile.h"
 
 namespace affinity::ctl {
 namespace {
@@ -20,6 +22,9 @@ struct ProfileOptions {
   std::string vm, file, out, image = "root.raw", live_trace;
   std::vector<std::string> traces;
   double cut_s = -1;
+  std::string guest_image, teacher_image;            // signatures (docs/signatures.md)
+  std::vector<std::string> signature_dirs, teacher_traces;
+  bool no_shipped = false;
   int top = 10;
   bool json = false;
 };
@@ -112,6 +117,70 @@ int Show(const std::string& encoded, const ProfileOptions& o) {
   return 0;
 }
 
+// A reader of guest files of `image_path` for detection (one inspector, opened on first use).
+profile::GuestFileReader ReaderOf(const std::string& image_path) {
+  auto inspector = std::make_shared<std::unique_ptr<profile::GuestInspector>>();
+  return [image_path, inspector](const std::string& path, size_t max_bytes) -> Result<std::string> {
+    if (*inspector == nullptr) {
+      auto opened = profile::GuestInspector::Open(image_path);
+      if (!opened.ok()) return opened.status();
+      *inspector = std::move(*opened);
+    }
+    return (*inspector)->ReadFile(path, max_bytes);
+  };
+}
+
+std::vector<profile::SessionTrace> TraceSessions(const std::vector<std::string>& traces, const std::string& image,
+                                                 int64_t now, Status* error) {
+  std::vector<profile::SessionTrace> sessions;
+  for (size_t i = 0; i < traces.size(); ++i) {
+    auto t = profile::LoadBlockTrace(traces[i]);
+    if (!t.ok()) {
+      *error = t.status();
+      return {};
+    }
+    const int64_t start = now - static_cast<int64_t>(traces.size() - i) * 3'600'000;
+    sessions.push_back(profile::TraceToSession(*t, image, "s-trace-" + std::to_string(i), start,
+                                               profile::SessionKind::kStart));
+  }
+  return sessions;
+}
+
+// What the storage host adds to a profile: the signatures of --guest-image,
+// what its own traces teach, and what a teacher VM's traces taught
+// (--teacher-image, --teacher-trace), as profile/signature_profile.h does.
+int AddSignatures(const ProfileOptions& o, const std::vector<profile::SessionTrace>& history, profile::Profile& p) {
+  std::vector<std::string> dirs;
+  if (!o.no_shipped) dirs.push_back(profile::ShippedSignatureDir());
+  dirs.insert(dirs.end(), o.signature_dirs.begin(), o.signature_dirs.end());
+  const profile::SignatureDb db = profile::SignatureDb::Load(dirs);
+  for (const Status& e : db.errors()) std::fprintf(stderr, "signatures: %s\n", e.ToString().c_str());
+  std::vector<profile::LearnedPath> taught;
+  if (!o.teacher_image.empty()) {
+    auto map = profile::InspectImage(o.teacher_image);
+    if (!map.ok()) return Fail("--teacher-image " + o.teacher_image + ": " + map.status().ToString());
+    Status error;
+    auto sessions = TraceSessions(o.teacher_traces, o.image, p.built_ms, &error);
+    if (!error.ok()) return Fail(error.message());
+    taught = profile::SignaturesForImage(db, o.image, *map, ReaderOf(o.teacher_image), sessions, nullptr).learned;
+  }
+  auto map = profile::InspectImage(o.guest_image);
+  if (!map.ok()) return Fail("--guest-image " + o.guest_image + ": " + map.status().ToString());
+  const profile::ImageSignatures sig = profile::SignaturesForImage(
+      db, o.image, *map, ReaderOf(o.guest_image), history, [&](const std::set<std::string>& apps) {
+        std::vector<profile::LearnedPath> out;
+        for (const auto& l : taught) {
+          if (apps.count(l.application) != 0) out.push_back(l);
+        }
+        return out;
+      });
+  for (const std::string& note : sig.notes) std::fprintf(stderr, "signatures: %s\n", note.c_str());
+  profile::ApplySignatures(p, sig);
+  std::fprintf(stderr, "signatures: %zu applications, %zu paths learned here, %zu taught, %zu block priors\n",
+               sig.matches.size(), sig.learned.size(), sig.taught, sig.priors.size());
+  return 0;
+}
+
 int Build(const ProfileOptions& o) {
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
@@ -136,7 +205,12 @@ int Build(const ProfileOptions& o) {
                                                profile::SessionKind::kStart, o.cut_s));
     b.live_session = "s-live";
   }
-  const std::string encoded = profile::EncodeProfile(profile::BuildProfile(o.vm, sessions, b));
+  profile::Profile built = profile::BuildProfile(o.vm, sessions, b);
+  if (!o.guest_image.empty()) {
+    if (!o.live_trace.empty()) sessions.pop_back();  // the live run teaches nothing yet
+    if (int failed = AddSignatures(o, sessions, built); failed != 0) return failed;
+  }
+  const std::string encoded = profile::EncodeProfile(built);
   if (Status s = WriteFileAtomically(o.out, encoded, 0644); !s.ok()) return Fail(s.ToString());
   std::printf("%s: profile %s, %zu bytes\n", o.out.c_str(), profile::ProfileId(encoded).c_str(), encoded.size());
   return 0;
@@ -225,6 +299,16 @@ void AddProfileCommand(CLI::App& app, int& exit_code) {
   build->add_option("--live", o->live_trace, "Trace of the run being migrated");
   build->add_option("--cut", o->cut_s, "Seconds of --live observed before the cut-over");
   build->add_option("traces", o->traces, "Traces of earlier runs, oldest first");
+  build->add_option("--guest-image", o->guest_image,
+                    "The VM's image file: inspect it and add its application signatures (docs/signatures.md)")
+      ->check(CLI::ExistingFile);
+  build->add_option("--signatures", o->signature_dirs, "More signature directories (after the shipped ones)")
+      ->check(CLI::ExistingDirectory);
+  build->add_flag("--no-shipped-signatures", o->no_shipped, "Only the --signatures directories");
+  build->add_option("--teacher-image", o->teacher_image,
+                    "Another VM's image whose --teacher-trace runs teach the signatures (its starts)")
+      ->check(CLI::ExistingFile);
+  build->add_option("--teacher-trace", o->teacher_traces, "A block trace of a start of --teacher-image");
   build->callback([o, &exit_code] {
     if (Status s = ValidateName("--vm", o->vm); !s.ok()) {
       exit_code = Fail(s.message());

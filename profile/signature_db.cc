@@ -1,5 +1,7 @@
 #include "profile/signature_db.h"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
@@ -323,6 +325,12 @@ const Signature* SignatureDb::Find(std::string_view application) const {
   auto it = std::lower_bound(signatures_.begin(), signatures_.end(), application,
                              [](const Signature& s, std::string_view app) { return s.application < app; });
   return it != signatures_.end() && it->application == application ? &*it : nullptr;
+}
+
+std::string ShippedSignatureDir() {
+  struct stat st {};
+  if (::stat(AFFINITY_INSTALLED_SIGNATURES, &st) == 0 && S_ISDIR(st.st_mode)) return AFFINITY_INSTALLED_SIGNATURES;
+  return AFFINITY_SOURCE_SIGNATURES;
 }
 
 }  // namespace affinity::profile

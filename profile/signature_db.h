@@ -68,6 +68,11 @@ struct Signature {
 // `file` only names the origin in errors and in Signature::file.
 Result<Signature> ParseSignature(std::string_view json_text, const std::string& file);
 
+// The shipped signature database: the installed one
+// (PREFIX/share/affinityfs/signatures) or, in a build tree that is not
+// installed, the source tree's profile/signatures.
+std::string ShippedSignatureDir();
+
 class SignatureDb {
  public:
   SignatureDb() = default;

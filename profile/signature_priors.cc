@@ -37,8 +37,10 @@ class PriorBuilder {
 
   // `file` with its directories and, for a symlink, its target; once per
   // (file, proto) group.
-  void AddResolved(const GuestFile& file, const BlockPrior& proto, size_t group) {
-    AddWithParents(file, proto, group);
+  // `ranges` (data offsets; null = all) limits what of `file` itself is added.
+  void AddResolved(const GuestFile& file, const BlockPrior& proto, size_t group,
+                   const std::vector<FileRange>* ranges = nullptr) {
+    AddWithParents(file, proto, group, ranges);
     if (file.kind != GuestFileKind::kSymlink) return;
     std::vector<const GuestFile*> via;
     const GuestFile* target = index_.Resolve(file.path, /*follow_last=*/true, &via);
@@ -46,8 +48,12 @@ class PriorBuilder {
     if (target != nullptr) AddWithParents(*target, proto, group);
   }
 
-  void AddFile(const GuestFile& f, const BlockPrior& proto) {
+  void AddFile(const GuestFile& f, const BlockPrior& proto, const std::vector<FileRange>* ranges = nullptr) {
     AddRange(f.inode.offset, f.inode.length, proto);
+    if (ranges != nullptr && !ranges->empty()) {
+      AddDataRanges(f, *ranges, proto);
+      return;
+    }
     uint64_t left = kMaxPriorBytesPerFile;
     for (const ImageExtent& e : f.extents) {
       if (left == 0) break;
@@ -66,11 +72,25 @@ class PriorBuilder {
   }
 
  private:
-  void AddWithParents(const GuestFile& file, const BlockPrior& proto, size_t group) {
+  void AddWithParents(const GuestFile& file, const BlockPrior& proto, size_t group,
+                      const std::vector<FileRange>* ranges = nullptr) {
     if (!done_.insert({&file, group}).second) return;
-    AddFile(file, proto);
+    AddFile(file, proto, ranges);
     for (const GuestFile* dir : index_.ParentDirectories(file)) {
       if (done_.insert({dir, group}).second) AddFile(*dir, proto);
+    }
+  }
+
+  // Data offsets -> image ranges, through the extents in file order.
+  void AddDataRanges(const GuestFile& f, const std::vector<FileRange>& ranges, const BlockPrior& proto) {
+    uint64_t data = 0;
+    for (const ImageExtent& e : f.extents) {
+      for (const FileRange& r : ranges) {
+        const uint64_t from = std::max(r.offset, data);
+        const uint64_t to = std::min(r.offset + r.length, data + e.length);
+        if (from < to) AddRange(e.offset + (from - data), to - from, proto);
+      }
+      data += e.length;
     }
   }
 
@@ -159,7 +179,7 @@ std::vector<BlockPrior> BuildSignaturePriors(std::span<const SignatureMatch> mat
     proto.first_ms = lp.first_ms;
     proto.boot_support = phase == SignaturePhase::kBoot ? proto.score : 0;
     proto.application = app;
-    builder.AddResolved(*f, proto, group++);
+    builder.AddResolved(*f, proto, group++, &lp.ranges);
     learned_files.insert({app, f});
   }
 

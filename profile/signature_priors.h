@@ -9,9 +9,10 @@
 // directory on its path (the guest reads them to resolve it); a symlink also
 // its target's. Boot-phase needs also contribute the file-system metadata
 // (kMetadata entries). Score by priority, first_ms and boot_support by
-// phase (constants below). Learned paths (from history, by the lead's
-// learner) replace the signature's guess for their file: score = their
-// support clamped to [0.05, 0.95], first_ms as learned.
+// phase (constants below). Learned paths (from history,
+// profile/signature_learner.h) replace the signature's guess for their file:
+// score = their support clamped to [0.05, 0.95], first_ms as learned, and
+// only the bytes history read of it (LearnedPath::ranges) when it says.
 //
 // The result is sorted by block, one prior per block: the strongest (higher
 // score, then earlier first_ms).

@@ -37,12 +37,6 @@ bool ReadFile(const std::string& path, std::string* out) {
 
 }  // namespace
 
-std::string ShippedSignatureDir() {
-  struct stat st {};
-  if (::stat(AFFINITY_INSTALLED_SIGNATURES, &st) == 0 && S_ISDIR(st.st_mode)) return AFFINITY_INSTALLED_SIGNATURES;
-  return AFFINITY_SOURCE_SIGNATURES;
-}
-
 Result<std::unique_ptr<GuestCatalog>> GuestCatalog::Open(const std::string& state_dir, const VolumeStore* store,
                                                          const std::vector<std::string>& signature_dirs) {
   auto learned = LearnedSignatures::Open(state_dir);

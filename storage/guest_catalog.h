@@ -34,11 +34,6 @@
 
 namespace affinity::storage {
 
-// The shipped signature database: the installed one
-// (PREFIX/share/affinityfs/signatures) or, in a build tree that is not
-// installed, the source tree's profile/signatures.
-std::string ShippedSignatureDir();
-
 class GuestCatalog {
  public:
   static constexpr std::chrono::minutes kReinspectInterval{10};

@@ -4,8 +4,9 @@
 //
 // --state/signatures.sqlite:
 //   learned(vm, image, application, path, phase, support_e4, first_ms, updated_ms,
-//           PRIMARY KEY(vm, image, application, path))
-// support in 1/10000 units. Each profile build of a VM with history replaces
+//           ranges, PRIMARY KEY(vm, image, application, path))
+// support in 1/10000 units; ranges "offset+length,..." of the file's data
+// (empty: all of it). Each profile build of a VM with history replaces
 // that VM's rows for the image (what its latest 64 sessions say).
 //
 // Thread safety: every method from any thread (one mutex over the db).
@@ -36,7 +37,7 @@ class LearnedSignatures {
   // (application, path): support = the sum of their supports over the number
   // of VMs that taught that application anything (a path only one VM of
   // three reads is a third as likely); first_ms = their mean; phase = the
-  // earliest any of them saw.
+  // earliest any of them saw; ranges = all they read of it.
   Result<std::vector<profile::LearnedPath>> Aggregate(const std::set<std::string>& applications,
                                                       const std::string& exclude_vm) const;
 

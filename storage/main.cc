@@ -170,7 +170,7 @@ int main(int argc, char** argv) {
   services.access_log = access_log->get();
   std::unique_ptr<st::GuestCatalog> guests;
   if (!no_signatures) {
-    signature_dirs.insert(signature_dirs.begin(), st::ShippedSignatureDir());
+    signature_dirs.insert(signature_dirs.begin(), affinity::profile::ShippedSignatureDir());
     auto catalog = st::GuestCatalog::Open(state_dir, store->get(), signature_dirs);
     if (!catalog.ok()) return Fail(catalog.status().ToString());
     guests = std::move(*catalog);

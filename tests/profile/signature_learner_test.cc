@@ -125,5 +125,22 @@ TEST(SignatureLearnerTest, AReadSpanningSeveralFilesTeachesEachOfThem) {
   EXPECT_NE(Find(learned, "/etc/c.conf"), nullptr);
 }
 
+TEST(SignatureLearnerTest, WhatOfAFileWasReadIsKeptAsOffsetsIntoItsDataAndAWholeReadAsAll) {
+  std::vector<SessionTrace> sessions = {
+      Start({Read(4096 * kKiB + 8 * kKiB, 4 * kKiB, 10), Read(1024 * kKiB, 8 * kKiB, 11),
+             Read(1024 * kKiB + 4 * kKiB, 8 * kKiB, 12), Read(64 * kKiB, 4 * kKiB, 13)}),
+      Start({Read(4096 * kKiB + 100 * kKiB, 4 * kKiB, 10)}),
+  };
+  auto learned = LearnSignaturePaths(sessions, "root.raw", Map(), NginxOwner);
+  const LearnedPath* nginx = Find(learned, "/usr/sbin/nginx");
+  ASSERT_NE(nginx, nullptr);
+  // Its second extent starts 512 KiB into its data; overlapping reads merge;
+  // every start's reads count.
+  EXPECT_EQ(nginx->ranges, (std::vector<FileRange>{{0, 12 * kKiB}, {520 * kKiB, 4 * kKiB}, {612 * kKiB, 4 * kKiB}}));
+  const LearnedPath* conf = Find(learned, "/etc/a.conf");
+  ASSERT_NE(conf, nullptr);
+  EXPECT_TRUE(conf->ranges.empty()) << "all of it was read";
+}
+
 }  // namespace
 }  // namespace affinity::profile

@@ -192,6 +192,24 @@ TEST(SignaturePriors, LearnedPathsReplaceTheGuessForTheirFile) {
   EXPECT_EQ(by.count(1000), 0u);
 }
 
+TEST(SignaturePriors, ALearnedPathWithRangesAddsOnlyThoseBytesOfItsFile) {
+  SignatureDb db;
+  db.Put(Sig("app", {{SignaturePhase::kSteady, SignaturePriority::kBackground, {"/nothing"}, {}}}));
+  const std::vector<SignatureMatch> matches = {{"app", ""}};
+  // /usr/sbin/other's data: 4 KiB at block 20, then 4 KiB at block 30;
+  // /var/big.db's: 200 MiB from block 1000.
+  const std::vector<LearnedPath> learned = {
+      {"app", "/usr/sbin/other", "boot", 1.0f, 5, {{4096, 100}}},
+      {"app", "/var/big.db", "steady", 1.0f, 5, {{0, 10}, {(3 * kB) + 5, 70'000}}},
+  };
+  const GuestFileMap map = KnownMap();
+  auto by = ByBlock(BuildSignaturePriors(matches, db, learned, map, nullptr));
+  EXPECT_EQ(by.count(30), 1u) << "the second extent holds data offset 4096";
+  EXPECT_EQ(by.count(20), 0u);
+  for (uint32_t b : {1000u, 1003u, 1004u}) EXPECT_EQ(by.count(b), 1u) << b;
+  for (uint32_t b : {1001u, 1002u, 1005u, 1100u}) EXPECT_EQ(by.count(b), 0u) << b;
+}
+
 TEST(SignaturePriors, ShippedLinuxBootOnAGuestWithNoHistoryPrefetchesItsInitFirst) {
   GuestMapBuilder b;
   b.MergedUsr()

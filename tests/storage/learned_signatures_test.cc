@@ -43,6 +43,24 @@ TEST(LearnedSignaturesTest, OtherVmsTeachAPathInProportionToHowManyOfThemReadIt)
   EXPECT_NEAR(conf->support, 0.5, 1e-4);  // one of the two VMs that know nginx
 }
 
+TEST(LearnedSignaturesTest, WhatVmsReadOfAFileIsJoinedAndOneThatReadAllOfItMakesItWhole) {
+  testing::TempDir dir;
+  auto store = LearnedSignatures::Open(dir.path());
+  ASSERT_TRUE(store.ok());
+  ASSERT_TRUE((*store)->Replace("vm-a", "root.raw", {{"pg", "/icu.dat", "boot", 1, 5, {{0, 4096}, {65536, 100}}},
+                                                      {"pg", "/lib.so", "boot", 1, 5, {{0, 10}}}}, 1).ok());
+  ASSERT_TRUE((*store)->Replace("vm-b", "root.raw", {{"pg", "/icu.dat", "boot", 1, 5, {{8192, 4096}}},
+                                                      {"pg", "/lib.so", "boot", 1, 5, {}}}, 1).ok());
+  auto learned = (*store)->Aggregate({"pg"}, "vm-c");
+  ASSERT_TRUE(learned.ok());
+  const LearnedPath* icu = Find(*learned, "pg", "/icu.dat");
+  ASSERT_NE(icu, nullptr);
+  EXPECT_EQ(icu->ranges, (std::vector<profile::FileRange>{{0, 4096}, {8192, 4096}, {65536, 100}}));
+  const LearnedPath* lib = Find(*learned, "pg", "/lib.so");
+  ASSERT_NE(lib, nullptr);
+  EXPECT_TRUE(lib->ranges.empty()) << "vm-b read all of it";
+}
+
 TEST(LearnedSignaturesTest, AVmDoesNotTeachItselfAndANewHistoryReplacesTheOld) {
   testing::TempDir dir;
   auto store = LearnedSignatures::Open(dir.path());
