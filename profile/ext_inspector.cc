@@ -4,6 +4,7 @@
 #include <ext2fs/ext2fs.h>
 
 #include <algorithm>
+#include <cstring>
 #include <mutex>
 #include <unordered_map>
 #include <unordered_set>
@@ -75,11 +76,13 @@ class ExtInspector::Walker {
     ext2_ino_t ino;
     std::string path;
     uint32_t depth;
+    bool stale;  // its inode checksum fails (see ReadInode)
   };
 
   Status Metadata();
   // Lists `ino` at `path`; pushes directories not entered yet.
   Status Visit(ext2_ino_t ino, const std::string& path, uint32_t depth);
+  Status ReadInode(ext2_ino_t ino, const std::string& path, ext2_inode* inode, bool* stale);
   Status Describe(ext2_ino_t ino, const ext2_inode& inode, GuestFile* file);
   Status InodeExtent(ext2_ino_t ino, ImageExtent* out);
   Status DataExtents(ext2_ino_t ino, ext2_inode* inode, std::vector<ImageExtent>* out);
@@ -108,7 +111,7 @@ Status ExtInspector::Walker::CheckTime() {
 
 Status ExtInspector::Walker::Run() {
   if (Status s = Metadata(); !s.ok()) return s;
-  if (Status s = Visit(EXT2_ROOT_INO, "/", 0); !s.ok()) return s;
+  if (Status s = Visit(EXT2_ROOT_INO, "/", 0); !s.ok()) return s;  // pushes "/"
   while (!stack_.empty()) {
     Pending dir = std::move(stack_.back());
     stack_.pop_back();
@@ -129,9 +132,9 @@ Status ExtInspector::Walker::Run() {
       c->entries->push_back({std::move(name), dirent->inode});
       return c->entries->size() > c->limit ? DIRENT_ABORT : 0;
     };
-    if (errcode_t err = ext2fs_dir_iterate2(fs_, dir.ino, 0, nullptr, collect, &ctx)) {
-      return self_->Error(err, "directory " + dir.path + " (inode " + std::to_string(dir.ino) + ")");
-    }
+    const errcode_t err = ext2fs_dir_iterate2(fs_, dir.ino, 0, nullptr, collect, &ctx);
+    if (dir.stale) ext2fs_flush_icache(fs_);
+    if (err) return self_->Error(err, "directory " + dir.path + " (inode " + std::to_string(dir.ino) + ")");
     if (entries.size() > options_.max_files) {
       return Corruption("directory " + dir.path + " has over " + std::to_string(options_.max_files) + " entries (limit)");
     }
@@ -151,9 +154,8 @@ Status ExtInspector::Walker::Visit(ext2_ino_t ino, const std::string& path, uint
     return Corruption("over " + std::to_string(options_.max_files) + " files (limit) at " + path);
   }
   ext2_inode inode{};
-  if (errcode_t err = ext2fs_read_inode(fs_, ino, &inode)) {
-    return self_->Error(err, path + ": inode " + std::to_string(ino));
-  }
+  bool stale = false;
+  if (Status s = ReadInode(ino, path, &inode, &stale); !s.ok()) return s;
   const bool dir = LINUX_S_ISDIR(inode.i_mode);
   if (dir) {
     if (!entered_.insert(ino).second) return Status::Ok();  // a loop or a hard-linked directory
@@ -174,9 +176,27 @@ Status ExtInspector::Walker::Visit(ext2_ino_t ino, const std::string& path, uint
   }
   GuestFile file;
   file.path = path;
-  if (Status s = Describe(ino, inode, &file); !s.ok()) return s.WithContext(path);
+  Status s = Describe(ino, inode, &file);
+  if (stale) ext2fs_flush_icache(fs_);  // libext2fs read it again, see ReadInode
+  if (!s.ok()) return s.WithContext(path);
   out_->push_back(std::move(file));
-  if (dir) stack_.push_back({ino, path, depth});
+  if (dir) stack_.push_back({ino, path, depth, stale});
+  return Status::Ok();
+}
+
+Status ExtInspector::Walker::ReadInode(ext2_ino_t ino, const std::string& path, ext2_inode* inode, bool* stale) {
+  std::vector<uint8_t> full(EXT2_INODE_SIZE(fs_->super));
+  auto* large = reinterpret_cast<ext2_inode_large*>(full.data());
+  if (errcode_t err = ext2fs_read_inode_full(fs_, ino, reinterpret_cast<ext2_inode*>(large), static_cast<int>(full.size()))) {
+    return self_->Error(err, path + ": inode " + std::to_string(ino));
+  }
+  std::memcpy(inode, full.data(), sizeof *inode);
+  // libext2fs 1.47.0 stores an inode whose checksum fails in its inode cache
+  // under another inode's number (ext2fs_read_inode2 fills the next slot but
+  // tags it only when the checksum holds): flush the cache after every read
+  // of such an inode, or a later lookup gets this inode's bytes.
+  *stale = ext2fs_has_feature_metadata_csum(fs_->super) && !ext2fs_inode_csum_verify(fs_, ino, large);
+  if (*stale) ext2fs_flush_icache(fs_);
   return Status::Ok();
 }
 
@@ -322,7 +342,7 @@ Status ExtInspector::Walker::SymlinkTarget(ext2_ino_t ino, ext2_inode* inode, st
     target->assign(text, std::min(size, sizeof inode->i_block));
     return Status::Ok();
   }
-  auto content = self_->ReadInode(ino, size);
+  auto content = self_->ReadContent(ino, size);
   if (!content.ok()) return content.status();
   *target = std::move(*content);
   return Status::Ok();
@@ -352,6 +372,7 @@ Status ExtInspector::Walker::Metadata() {
     if (errcode_t err = ext2fs_bmap2(fs_, journal, nullptr, nullptr, 0, 0, nullptr, &first)) {
       return self_->Error(err, "journal inode " + std::to_string(journal));
     }
+    ext2fs_flush_icache(fs_);  // as after any inode read (see ReadInode)
     if (Status s = InodeExtent(journal, &j.inode); !s.ok()) return s;
     if (first != 0 && first < ext2fs_blocks_count(fs_->super)) {
       if (Status s = disk->MapGuestRange(base + first * bs, bs, &j.extents); !s.ok()) return s;
@@ -374,7 +395,11 @@ Result<std::unique_ptr<ExtInspector>> ExtInspector::Open(GuestDisk* disk) {
   if (Status s = CheckSize(disk); !s.ok()) return s;
   const std::string name = GuestIoName(self->target_.get());
   ext2_filsys fs = nullptr;
-  const errcode_t err = ext2fs_open2(name.c_str(), nullptr, EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP, 0, 0,
+  // Checksums are not verified: an image copied from a running VM may have a
+  // stale one, and a map with one wrong entry costs a wasted prefetch, while
+  // a hostile image can forge checksums anyway. Every bound is checked regardless.
+  const errcode_t err = ext2fs_open2(name.c_str(), nullptr,
+                                     EXT2_FLAG_64BITS | EXT2_FLAG_SKIP_MMP | EXT2_FLAG_IGNORE_CSUM_ERRORS, 0, 0,
                                      GuestIoManager(), &fs);
   if (err) {
     if (err == EXT2_ET_UNSUPP_FEATURE || err == EXT2_ET_RO_UNSUPP_FEATURE) {
@@ -383,6 +408,7 @@ Result<std::unique_ptr<ExtInspector>> ExtInspector::Open(GuestDisk* disk) {
     return self->Error(err, "ext file system on " + disk->partition().name);
   }
   self->fs_ = fs;
+  fs->flags |= EXT2_FLAG_IGNORE_CSUM_ERRORS;  // ext2fs_open2 honours it only while opening
   self->filesystem_ = FileSystemType(fs->super);
   return self;
 }
@@ -395,7 +421,7 @@ uint32_t ExtInspector::block_size() const { return fs_->blocksize; }
 
 Status ExtInspector::Error(long errcode, const std::string& what) {
   // The GuestDisk's reason (a truncated image, a qcow2 backing cluster) says more than "short read".
-  if (!target_->last_error.ok()) {
+  if (errcode == EXT2_ET_SHORT_READ && !target_->last_error.ok()) {
     Status s = target_->last_error.WithContext(what);
     target_->last_error = Status::Ok();
     return s;
@@ -408,7 +434,7 @@ Status ExtInspector::Walk(const InspectOptions& options, std::vector<GuestFile>*
   return walker.Run();
 }
 
-Result<std::string> ExtInspector::ReadInode(uint32_t ino, size_t max_bytes) {
+Result<std::string> ExtInspector::ReadContent(uint32_t ino, size_t max_bytes) {
   ext2_file_t file = nullptr;
   if (errcode_t err = ext2fs_file_open(fs_, ino, 0, &file)) return Error(err, "inode " + std::to_string(ino));
   std::string data;
@@ -431,6 +457,7 @@ Result<std::string> ExtInspector::ReadInode(uint32_t ino, size_t max_bytes) {
 
 Result<std::string> ExtInspector::ReadFile(const std::string& path, size_t max_bytes) {
   if (path.empty() || path[0] != '/') return InvalidArgument("guest path " + path + " is not absolute");
+  ext2fs_flush_icache(fs_);  // an inode with a failing checksum may have poisoned it (see Walker::ReadInode)
   ext2_ino_t ino = 0;
   if (errcode_t err = ext2fs_namei_follow(fs_, EXT2_ROOT_INO, EXT2_ROOT_INO, path.c_str(), &ino)) {
     if (err == EXT2_ET_FILE_NOT_FOUND) return NotFound("guest file " + path + " not found");
@@ -439,7 +466,7 @@ Result<std::string> ExtInspector::ReadFile(const std::string& path, size_t max_b
   ext2_inode inode{};
   if (errcode_t err = ext2fs_read_inode(fs_, ino, &inode)) return Error(err, path);
   if (!LINUX_S_ISREG(inode.i_mode)) return InvalidArgument("guest path " + path + " is not a regular file");
-  auto data = ReadInode(ino, max_bytes);
+  auto data = ReadContent(ino, max_bytes);
   if (!data.ok()) return data.status().WithContext(path);
   return data;
 }

@@ -69,7 +69,7 @@ class ExtInspector {
   class Walker;
   ExtInspector() = default;
   Status Error(long errcode, const std::string& what);
-  Result<std::string> ReadInode(uint32_t ino, size_t max_bytes);
+  Result<std::string> ReadContent(uint32_t ino, size_t max_bytes);
 
   std::unique_ptr<GuestIoTarget> target_;  // what fs_'s io channel reads
   struct struct_ext2_filsys* fs_ = nullptr;

@@ -106,7 +106,8 @@ std::string Gather(const std::string& image, const std::vector<ImageExtent>& ext
 }
 
 // Every regular file of `src` is in the map, and its extents in `image` hold its contents.
-void ExpectExactExtents(const GuestFileMap& map, const std::string& image, const std::string& src) {
+void ExpectExactExtents(const GuestFileMap& map, const std::string& image, const std::string& src,
+                        int min_files = 6) {
   int checked = 0;
   for (const auto& entry : fs::recursive_directory_iterator(src)) {
     if (!entry.is_regular_file() || entry.is_symlink()) continue;
@@ -124,7 +125,7 @@ void ExpectExactExtents(const GuestFileMap& map, const std::string& image, const
     EXPECT_GT(f->inode.length, 0u) << path;
     ++checked;
   }
-  EXPECT_GE(checked, 6);
+  EXPECT_GE(checked, min_files);
 }
 
 Result<GuestFileMap> Inspect(const std::string& image, const InspectOptions& options = {}) {
@@ -419,6 +420,31 @@ TEST(GuestInspectorTest, HostileAndForeignRawImagesGiveCleanErrors) {
   ExpectError(t, StatusCode::kFailedPrecondition, "not inspectable");
 
   ExpectError(dir / "missing.img", StatusCode::kNotFound, "missing.img");
+}
+
+TEST(GuestInspectorTest, StaleMetadataChecksumsAreTolerated) {
+  TempDir dir;
+  // A small tree whose walk reads /bin's inode again (to list it) after
+  // /etc/hostname's failing checksum: libext2fs 1.47.0 then returned
+  // hostname's inode for /bin ("not a directory") unless its inode cache is
+  // flushed (see Walker::ReadInode).
+  const std::string src = dir / "src";
+  fs::create_directories(src + "/bin");
+  fs::create_directories(src + "/etc");
+  std::ofstream(src + "/etc/hostname") << "guest-1\n";
+  WriteRandomFile(src + "/bin/x", 3000, 4);
+  fs::create_symlink("etc/hostname", src + "/l");
+  const std::string img = MakeFs(dir.path(), "ext4");
+  auto before = Inspect(img);
+  ASSERT_TRUE(before.ok()) << before.status().ToString();
+  Shell("debugfs -w -R 'sif /etc/hostname checksum 0x1234' " + img);
+  auto after = Inspect(img);
+  ASSERT_TRUE(after.ok()) << after.status().ToString();
+  EXPECT_TRUE(*after == *before);
+  ExpectExactExtents(*after, img, src, 2);
+  auto content = ReadGuestFile(img, *Find(*after, "/etc/hostname"), 100);
+  ASSERT_TRUE(content.ok()) << content.status().ToString();
+  EXPECT_EQ(*content, "guest-1\n");
 }
 
 TEST(GuestInspectorTest, LoopingDirectoriesAreEnteredOnce) {
