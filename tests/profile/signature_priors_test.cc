@@ -216,6 +216,7 @@ TEST(SignaturePriors, ShippedLinuxBootOnAGuestWithNoHistoryPrefetchesItsInitFirs
       .File("/usr/lib/systemd/systemd", 100'000)
       .Link("/usr/sbin/init", "../lib/systemd/systemd")
       .File("/boot/vmlinuz-6.1.0-13-amd64", 8 << 20)
+      .File("/boot/grub/grub.cfg")
       .File("/etc/fstab")
       .File("/usr/share/doc/readme")
       .Metadata("<superblock>", {1024, 1024});
@@ -223,8 +224,9 @@ TEST(SignaturePriors, ShippedLinuxBootOnAGuestWithNoHistoryPrefetchesItsInitFirs
   const SignatureDb db = SignatureDb::Load({AFFINITY_SOURCE_DIR "/profile/signatures"});
   ASSERT_TRUE(db.errors().empty());
   const std::vector<SignatureMatch> matches = DetectApplications(db, map, b.Reader());
-  ASSERT_EQ(matches.size(), 1u);
-  EXPECT_EQ(matches[0].application, "linux-boot");
+  ASSERT_EQ(matches.size(), 2u);
+  EXPECT_EQ(matches[0].application, "disk-boot");  // a bootloader: the kernel is read from the disk
+  EXPECT_EQ(matches[1].application, "linux-boot");
   const auto priors = BuildSignaturePriors(matches, db, {}, map, b.Reader());
 
   Profile profile;

@@ -148,7 +148,7 @@ TEST(SignatureDb, ShippedFilesLoadCleanly) {
   for (const Status& e : db.errors()) ADD_FAILURE() << e.ToString();
   std::vector<std::string> apps;
   for (const Signature& s : db.signatures()) apps.push_back(s.application);
-  EXPECT_EQ(apps, (std::vector<std::string>{"linux-boot", "mysql", "nginx", "package-manager", "postgresql",
+  EXPECT_EQ(apps, (std::vector<std::string>{"disk-boot", "linux-boot", "mysql", "nginx", "package-manager", "postgresql",
                                             "redis"}));
   const Signature* boot = db.Find("linux-boot");
   ASSERT_NE(boot, nullptr);
