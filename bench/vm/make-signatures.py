@@ -33,6 +33,34 @@ def generalize(path):
     return path
 
 
+def render(sig):
+    """The signature as an operator would write it: one key, detect rule or path a line."""
+    c = lambda v: json.dumps(v, ensure_ascii=False)
+    lines = ["{"]
+    keys = list(sig.keys())
+    for i, key in enumerate(keys):
+        comma = "," if i < len(keys) - 1 else ""
+        value = sig[key]
+        if key == "detect":
+            rules = ",\n".join("    " + c(r) for r in value)
+            lines.append(f'  "detect": [\n{rules}\n  ]{comma}')
+        elif key == "needs":
+            needs = []
+            for need in value:
+                head = ", ".join(f"{c(k)}: {c(v)}" for k, v in need.items() if k not in ("paths", "packages"))
+                parts = []
+                for k in ("paths", "packages"):
+                    if k in need:
+                        items = ",\n".join("      " + c(p) for p in need[k])
+                        parts.append(f'{c(k)}: [\n{items}\n    ]')
+                needs.append("    {" + head + (", " if parts else "") + ", ".join(parts) + "}")
+            lines.append('  "needs": [\n' + ",\n".join(needs) + f"\n  ]{comma}")
+        else:
+            lines.append(f"  {c(key)}: {c(value)}{comma}")
+    lines.append("}")
+    return "\n".join(lines) + "\n"
+
+
 def main():
     if len(sys.argv) not in (2, 3):
         sys.exit(__doc__)
@@ -66,8 +94,7 @@ def main():
                          f"{report['image']['name']} read ({traces}; bench/traces/{report['image']['name']}), "
                          f"in first-read order; {sparse} big files read sparsely left to learning")
         with open(target + ".tmp", "w") as out:
-            json.dump(sig, out, indent=1)
-            out.write("\n")
+            out.write(render(sig))
         os.replace(target + ".tmp", target)
         print(f"{target}: {len(paths)} paths ({sparse} sparse files left out)")
 
