@@ -179,6 +179,31 @@ TEST_F(SignaturePrefetchTest, AVmWithNoHistoryPrefetchesWhatAnotherVmsStartsTaug
       << Xattr(mnt_, "prefetch_done_bytes") << " skipped " << Xattr(mnt_, "prefetch_skipped");
 }
 
+// The storage host keeps inspections in --state/inspections across restarts;
+// a damaged one is noticed, and the image is inspected again: the profile
+// is the same as before.
+TEST_F(SignaturePrefetchTest, ADamagedInspectionCacheIsInspectedAgain) {
+  MakeGuestImage(dir_ / "tree", SourcePath("guest.raw"), 0, 4096);
+  StartServer();
+  Client admin(certs_, certs_.admin_cert, certs_.admin_key);
+  auto first = profile::DecodeProfile(admin.Get(server_->url() + "/v1/vms/vm-42/profile").body);
+  ASSERT_TRUE(first.ok());
+  ASSERT_FALSE(first->signatures.empty());
+  const std::string cache = state_ + "/inspections/vm-42/guest.raw.gfm";
+  const std::string stored = ReadWholeFile(cache);
+  ASSERT_FALSE(stored.empty()) << "the inspection is kept in " << cache;
+
+  server_.reset();
+  // The same image version on its first line, garbage after it.
+  Write(cache, stored.substr(0, stored.find('\n') + 1) + "not a file map");
+  StartServer();
+  auto second = profile::DecodeProfile(admin.Get(server_->url() + "/v1/vms/vm-42/profile").body);
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->signatures, first->signatures);
+  EXPECT_EQ(second->images, first->images);
+  EXPECT_NE(ReadWholeFile(cache), stored.substr(0, stored.find('\n') + 1) + "not a file map") << "written again";
+}
+
 // Images the inspector cannot read (random bytes: no file system) change
 // nothing: vm-42's profile stays the history-only, empty one.
 TEST_F(SignaturePrefetchTest, AnImageWithNoFileSystemGetsNoSignatures) {
