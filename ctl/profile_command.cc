@@ -117,19 +117,8 @@ int Show(const std::string& encoded, const ProfileOptions& o) {
   return 0;
 }
 
-// A reader of guest files of `image_path` for detection (one inspector, opened on first use).
-profile::GuestFileReader ReaderOf(const std::string& image_path) {
-  auto inspector = std::make_shared<std::unique_ptr<profile::GuestInspector>>();
-  return [image_path, inspector](const std::string& path, size_t max_bytes) -> Result<std::string> {
-    if (*inspector == nullptr) {
-      auto opened = profile::GuestInspector::Open(image_path);
-      if (!opened.ok()) return opened.status();
-      *inspector = std::move(*opened);
-    }
-    return (*inspector)->ReadFile(path, max_bytes);
-  };
-}
-
+// Traces carry no wall clock: they are taken as consecutive past starts, an
+// hour apart, the last one an hour before `now`.
 std::vector<profile::SessionTrace> TraceSessions(const std::vector<std::string>& traces, const std::string& image,
                                                  int64_t now, Status* error) {
   std::vector<profile::SessionTrace> sessions;
@@ -162,12 +151,12 @@ int AddSignatures(const ProfileOptions& o, const std::vector<profile::SessionTra
     Status error;
     auto sessions = TraceSessions(o.teacher_traces, o.image, p.built_ms, &error);
     if (!error.ok()) return Fail(error.message());
-    taught = profile::SignaturesForImage(db, o.image, *map, ReaderOf(o.teacher_image), sessions, nullptr).learned;
+    taught = profile::SignaturesForImage(db, o.image, *map, profile::LazyGuestFileReader(o.teacher_image), sessions, nullptr).learned;
   }
   auto map = profile::InspectImage(o.guest_image);
   if (!map.ok()) return Fail("--guest-image " + o.guest_image + ": " + map.status().ToString());
   const profile::ImageSignatures sig = profile::SignaturesForImage(
-      db, o.image, *map, ReaderOf(o.guest_image), history, [&](const std::set<std::string>& apps) {
+      db, o.image, *map, profile::LazyGuestFileReader(o.guest_image), history, [&](const std::set<std::string>& apps) {
         std::vector<profile::LearnedPath> out;
         for (const auto& l : taught) {
           if (apps.count(l.application) != 0) out.push_back(l);
@@ -185,16 +174,9 @@ int Build(const ProfileOptions& o) {
   const int64_t now = std::chrono::duration_cast<std::chrono::milliseconds>(
                           std::chrono::system_clock::now().time_since_epoch())
                           .count();
-  std::vector<profile::SessionTrace> sessions;
-  // Traces carry no wall clock: they are taken as consecutive past runs, an
-  // hour apart, the last one an hour ago.
-  for (size_t i = 0; i < o.traces.size(); ++i) {
-    auto t = profile::LoadBlockTrace(o.traces[i]);
-    if (!t.ok()) return Fail(t.status().message());
-    const int64_t start = now - static_cast<int64_t>(o.traces.size() - i) * 3'600'000;
-    sessions.push_back(profile::TraceToSession(*t, o.image, "s-trace-" + std::to_string(i), start,
-                                               profile::SessionKind::kStart));
-  }
+  Status error;
+  std::vector<profile::SessionTrace> sessions = TraceSessions(o.traces, o.image, now, &error);
+  if (!error.ok()) return Fail(error.message());
   profile::BuildOptions b;
   b.now_ms = now;
   b.target_ms = now;

@@ -5,9 +5,22 @@
 #include <unordered_map>
 
 #include "profile/file_map_index.h"
+#include "profile/guest_inspector.h"
 #include "profile/signature_blend.h"
 
 namespace affinity::profile {
+
+GuestFileReader LazyGuestFileReader(const std::string& image_path) {
+  auto inspector = std::make_shared<std::unique_ptr<GuestInspector>>();
+  return [image_path, inspector](const std::string& path, size_t max_bytes) -> Result<std::string> {
+    if (*inspector == nullptr) {
+      auto opened = GuestInspector::Open(image_path);
+      if (!opened.ok()) return opened.status();
+      *inspector = std::move(*opened);
+    }
+    return (*inspector)->ReadFile(path, max_bytes);
+  };
+}
 
 FileOwner MakeFileOwner(const std::vector<SignatureMatch>& matches, const SignatureDb& db, const GuestFileMap& map,
                         const GuestFileReader& read) {

@@ -27,6 +27,10 @@
 
 namespace affinity::profile {
 
+// Reads guest files of the image at `image_path` through one
+// GuestInspector, opened on the first read (detection may need none).
+GuestFileReader LazyGuestFileReader(const std::string& image_path);
+
 // Which application a file belongs to, for learning: the first detected
 // application (linux-boot last, it is the catch-all of booting) whose needs
 // name it, by path pattern or package, or whose dpkg detect rules name the

@@ -126,16 +126,8 @@ std::vector<profile::ImageSignatures> GuestCatalog::ForVm(const std::string& vm,
     if (!file.ok()) continue;
     auto map = MapOf(vm, info.name, **file);
     if (map == nullptr) continue;
-    // Content (the dpkg database, package lists) through one inspector, opened on first use.
-    std::unique_ptr<profile::GuestInspector> inspector;
-    profile::GuestFileReader read = [&](const std::string& path, size_t max_bytes) -> Result<std::string> {
-      if (inspector == nullptr) {
-        auto opened = profile::GuestInspector::Open((*file)->ProcPath());
-        if (!opened.ok()) return opened.status();
-        inspector = std::move(*opened);
-      }
-      return inspector->ReadFile(path, max_bytes);
-    };
+    // Content (the dpkg database, package lists), read through the open file.
+    const profile::GuestFileReader read = profile::LazyGuestFileReader((*file)->ProcPath());
     profile::TaughtPaths taught = [&](const std::set<std::string>& apps) {
       auto known = learned_->Aggregate(apps, vm);
       if (!known.ok()) {
