@@ -187,7 +187,7 @@ std::optional<AttemptFailure> CheckAttempt(const Request& request, const Attempt
   }
   auto expected = ParseContentDigest(r.content_digest);
   if (!expected.ok()) return Fail(FetchError::kProtocol, http, "bad Content-Digest: " + expected.status().message());
-  if (Sha256(body) != *expected) {
+  if ((r.body_sha256 ? *r.body_sha256 : Sha256(body)) != *expected) {
     return Fail(FetchError::kDigestMismatch, http,
                 "Content-Digest mismatch: the " + std::to_string(body.size()) +
                     " bytes received are not the bytes the storage host hashed");

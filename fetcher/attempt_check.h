@@ -25,6 +25,7 @@
 #include <string>
 #include <vector>
 
+#include "common/digest.h"
 #include "fetcher/fetch_error.h"
 #include "fetcher/https_client.h"
 
@@ -38,6 +39,7 @@ struct AttemptResult {
   std::string content_range, content_digest, content_type, affinity_error;
   bool body_too_long = false;  // the server sent more than the range asked for; we stopped reading
   const std::vector<uint8_t>* body = nullptr;  // never null once captured
+  std::optional<Sha256Bytes> body_sha256;      // of *body, when it was hashed while it arrived
 };
 
 struct AttemptFailure {

@@ -66,6 +66,7 @@ Status CurlAttempt::Prepare(CURL* easy, CURLSH* share, const ClientConfig& confi
                             std::chrono::milliseconds time_left) {
   easy_ = easy;
   body_.clear();
+  body_hasher_.reset();
   result_ = AttemptResult{};
   errbuf_[0] = '\0';
   new_connections_ = 0;
@@ -137,6 +138,8 @@ Status CurlAttempt::Prepare(CURL* easy, CURLSH* share, const ClientConfig& confi
     if (request.method == "PUT") set(CURLOPT_CUSTOMREQUEST, "PUT");
   } else if (request.method != "GET") {
     return InvalidArgument("unsupported HTTP method " + request.method);
+  } else {
+    body_hasher_ = std::make_unique<Sha256Hasher>();
   }
   if (rc != CURLE_OK) return Internal(std::string("curl_easy_setopt: ") + curl_easy_strerror(rc));
   return Status::Ok();
@@ -159,6 +162,8 @@ AttemptResult CurlAttempt::Finish(CURLcode code) {
   curl_easy_getinfo(easy_, CURLINFO_RESPONSE_CODE, &r.http_status);
   curl_easy_getinfo(easy_, CURLINFO_NUM_CONNECTS, &new_connections_);
   r.body = &body_;
+  if (body_hasher_ != nullptr && status_ >= 200 && status_ < 300) r.body_sha256 = body_hasher_->Final();
+  body_hasher_.reset();
   return r;
 }
 
@@ -176,6 +181,7 @@ size_t CurlAttempt::OnBody(char* data, size_t size, size_t n, void* self) {
     return 0;  // makes curl stop with CURLE_WRITE_ERROR
   }
   a->body_.insert(a->body_.end(), reinterpret_cast<uint8_t*>(data), reinterpret_cast<uint8_t*>(data) + bytes);
+  if (a->body_hasher_ != nullptr) a->body_hasher_->Update(std::span(reinterpret_cast<const uint8_t*>(data), bytes));
   return bytes;
 }
 

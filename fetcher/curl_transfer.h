@@ -25,9 +25,11 @@
 
 #include <chrono>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <vector>
 
+#include "common/digest.h"
 #include "common/status.h"
 #include "fetcher/attempt_check.h"
 #include "fetcher/https_client.h"
@@ -83,6 +85,9 @@ class CurlAttempt {
   std::string url_;
   std::vector<uint8_t> body_;
   uint64_t body_limit_ = UINT64_MAX;  // a 2xx range reply longer than this is refused
+  // A 2xx body is hashed as it arrives, so the check after the last byte does
+  // not pay for a second pass (it overlaps with the server still sending).
+  std::unique_ptr<Sha256Hasher> body_hasher_;
   long status_ = 0;                   // from the status line, for OnBody
   long new_connections_ = 0;
   AttemptResult result_;

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <boost/asio/ip/tcp.hpp>
+#include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
@@ -29,8 +30,8 @@ class HttpsServer::Impl {
         roles_(roles),
         tls_(std::move(tls)),
         registry_(options_.max_connections),
-        ioc_(options_.threads),
-        acceptor_(net::make_strand(ioc_)),
+        contexts_(MakeContexts(options_.threads)),
+        acceptor_(net::make_strand(*contexts_.front())),
         accept_retry_(acceptor_.get_executor()) {}
 
   ~Impl() { Stop(); }
@@ -54,8 +55,12 @@ class HttpsServer::Impl {
 
   void Start() {
     net::post(acceptor_.get_executor(), [this] { DoAccept(); });
-    threads_.reserve(static_cast<size_t>(options_.threads));
-    for (int i = 0; i < options_.threads; ++i) threads_.emplace_back([this] { RunIoThread(); });
+    threads_.reserve(contexts_.size());
+    for (auto& ioc : contexts_) {
+      // Keeps run() going while a context has no connection yet.
+      guards_.push_back(net::make_work_guard(*ioc));
+      threads_.emplace_back([ioc = ioc.get()] { RunIoThread(*ioc); });
+    }
     started_ = true;
   }
 
@@ -85,16 +90,34 @@ class HttpsServer::Impl {
       spdlog::warn("stopping: {} connection(s) still busy after {} s; dropping them", registry_.size(),
                    options_.stop_grace.count());
     }
-    ioc_.stop();
+    guards_.clear();
+    for (auto& ioc : contexts_) ioc->stop();
     for (auto& t : threads_) t.join();
     threads_.clear();
   }
 
  private:
-  void RunIoThread() {
+  // One io_context per I/O thread, each run by its thread alone: a connection
+  // stays on the thread that accepted it, so its handlers never hop between
+  // threads (with one shared io_context, every completion woke another
+  // thread: about 0.1 ms per 256 KiB reply on two cores).
+  static std::vector<std::unique_ptr<net::io_context>> MakeContexts(int threads) {
+    std::vector<std::unique_ptr<net::io_context>> contexts;
+    for (int i = 0; i < threads; ++i) contexts.push_back(std::make_unique<net::io_context>(1));
+    return contexts;
+  }
+
+  // The context for the next connection (round robin; only the acceptor's strand calls it).
+  net::io_context& NextContext() {
+    net::io_context& ioc = *contexts_[next_context_];
+    next_context_ = (next_context_ + 1) % contexts_.size();
+    return ioc;
+  }
+
+  static void RunIoThread(net::io_context& ioc) {
     for (;;) {
       try {
-        ioc_.run();
+        ioc.run();
         return;
       } catch (const std::exception& e) {
         spdlog::error("an exception escaped an I/O handler (the thread carries on): {}", e.what());
@@ -105,7 +128,7 @@ class HttpsServer::Impl {
   }
 
   void DoAccept() {
-    acceptor_.async_accept(net::make_strand(ioc_), boost::beast::bind_front_handler(&Impl::OnAccept, this));
+    acceptor_.async_accept(net::make_strand(NextContext()), boost::beast::bind_front_handler(&Impl::OnAccept, this));
   }
 
   void OnAccept(boost::system::error_code ec, tcp::socket socket) {
@@ -132,17 +155,19 @@ class HttpsServer::Impl {
     DoAccept();
   }
 
-  // Declaration order matters: the io_context (and with it every pending
-  // handler and session) is destroyed before the registry and TLS context.
+  // Declaration order matters: the io_contexts (and with them every pending
+  // handler and session) are destroyed before the registry and TLS context.
   const ServerOptions options_;
   ApiRouter* const router_;
   const ClientRoles* const roles_;
   const std::unique_ptr<ssl::context> tls_;
   ConnectionRegistry registry_;
-  net::io_context ioc_;
+  std::vector<std::unique_ptr<net::io_context>> contexts_;
   tcp::acceptor acceptor_;
   net::steady_timer accept_retry_;
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> guards_;
   std::vector<std::thread> threads_;
+  size_t next_context_ = 0;
   uint16_t port_ = 0;
   bool started_ = false;
   bool stopped_ = false;

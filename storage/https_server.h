@@ -1,10 +1,11 @@
 // HttpsServer: the mutual-TLS HTTP/1.1 transport of affinity-storaged
 // (Boost.Beast over Boost.Asio + OpenSSL).
 //
-// Model: one io_context run by `threads` I/O threads. The acceptor lives on
-// its own strand; every accepted connection is an HttpsSession on a strand of
-// its own, so one connection's handlers never run concurrently while
-// different connections proceed in parallel. Routing, disk reads and hashing
+// Model: `threads` I/O threads, each running an io_context of its own. The
+// acceptor lives on the first; accepted connections are spread over the
+// contexts round robin, and an HttpsSession (on a strand of its own) stays on
+// its context for life, so one connection's handlers never run concurrently
+// or change threads, while different connections proceed in parallel. Routing, disk reads and hashing
 // run inside a session's handler (they block that I/O thread for the
 // duration of one request's work); network waits and test delays never block
 // a thread. SO_REUSEADDR is set so a restarted server can rebind its port at once.

@@ -306,6 +306,16 @@ TEST_F(CheckAttemptTest, AcceptsAnExactRangeReply) {
   EXPECT_EQ(Verdict(RangeRequest(1000, 100), Reply(206, body_, "bytes 1000-1099/5000", digest_)), std::nullopt);
 }
 
+TEST_F(CheckAttemptTest, UsesTheDigestTakenWhileTheBodyArrived) {
+  // The fetcher hashes a body as it streams in; the check trusts that hash
+  // and does not hash the body again, so a stale one must fail the check.
+  AttemptResult streamed = Reply(206, body_, "bytes 1000-1099/5000", digest_);
+  streamed.body_sha256 = Sha256(body_);
+  EXPECT_EQ(Verdict(RangeRequest(1000, 100), streamed), std::nullopt);
+  streamed.body_sha256 = Sha256(std::string_view("other bytes"));
+  EXPECT_EQ(Verdict(RangeRequest(1000, 100), streamed), FetchError::kDigestMismatch);
+}
+
 TEST_F(CheckAttemptTest, AcceptsARangeClampedAtTheEndOfTheImage) {
   // Asked for 1000..1199 of a 1100-byte image: the server sends 1000..1099.
   EXPECT_EQ(Verdict(RangeRequest(1000, 200), Reply(206, body_, "bytes 1000-1099/1100", digest_)), std::nullopt);
