@@ -98,6 +98,17 @@ umount_affinityfs() {
 
 now() { date +%s.%N; }
 
+# wait_exit PID SECONDS: 0 once PID (a child of this shell) has exited, 1 if
+# it still runs after SECONDS. Does not reap it: `wait PID` for its status.
+wait_exit() {
+  local pid=$1 deadline=$(($(date +%s) + $2))
+  while kill -0 "$pid" 2>/dev/null; do
+    [ "$(date +%s)" -ge "$deadline" ] && return 1
+    sleep 0.1
+  done
+  return 0
+}
+
 # median of the arguments
 median() { printf '%s\n' "$@" | sort -g | awk '{a[NR]=$1} END {print (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 

@@ -199,6 +199,8 @@ def table(res, workload, unique_fallback):
                 continue
             v = m(r)
             cell = fmt(v)
+            if r.get("error"):
+                cell = f"✗ {r['error']}"
             if num(r.get("mismatches")):
                 cell += f" ⚠ {int(num(r['mismatches']))} mismatches"
             if (workload, s, mode, d) in res.repeats:
@@ -415,6 +417,13 @@ def main():
         md += [f"* {r['system']} / {r['workload']} / {r['mode']} / {delay_label(r['delay_ms'])}: "
                f"{int(num(r['mismatches']))} mismatches (line {r['_line']})" for r in bad]
         md.append("")
+    failed = [r for r in rows if r.get("error")]
+    if failed:
+        md += ["## Runs that did not finish", "",
+               "No figure for these cells (✗ in the tables); the system was stopped and the run went on.", ""]
+        md += [f"* {r['system']} / {r['workload']} / {r['mode']} / {delay_label(r['delay_ms'])}: {r['error']}"
+               for r in failed]
+        md.append("")
     md += ["How to read the tables: one per workload; a row per system; for each delay and mode, the main value "
            f"(seq: MiB/s, random: IOPS = reads / s, the others: time in s, `{a.time_field}`), read latency p50 / p99, "
            "the requests and bytes the system fetched from the origin, the latter over the bytes the workload "
@@ -444,6 +453,9 @@ def main():
         f.write("\n".join(md))
     print(f"report.py: wrote {os.path.join(a.outdir, 'results.md')}"
           + (f" ({plot_note})" if plot_note else ""), file=sys.stderr)
+    for r in failed:
+        print(f"report.py: {r['system']} {r['workload']} {r['mode']} {delay_label(r['delay_ms'])}: {r['error']}",
+              file=sys.stderr)
     if bad:
         print(f"report.py: {len(bad)} runs read bytes that differ from the image", file=sys.stderr)
         return 1

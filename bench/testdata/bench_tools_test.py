@@ -119,6 +119,19 @@ class Report(unittest.TestCase):
         self.assertIn("Reads that differ from the image", md)
         self.assertIn("⚠ 2 mismatches", md)
 
+    def test_a_run_that_hung_is_listed_not_measured(self):
+        rows = self.fixture_rows()
+        hung = next(r for r in rows if r["system"] == "rclone" and r["workload"] == "boot" and r["mode"] == "warm")
+        for k in ("seconds", "p50_us", "p99_us"):
+            hung.pop(k, None)
+        hung["error"] = "hung: no reply in 120 s"
+        p, md, _ = self.report(rows)
+        self.assertEqual(p.returncode, 0, p.stderr)
+        self.assertIn("## Runs that did not finish", md)
+        self.assertIn(f"* rclone / boot / warm / {hung['delay_ms']:g} ms: hung: no reply in 120 s", md)
+        self.assertIn("| ✗ hung: no reply in 120 s |", md)
+        self.assertIn("hung: no reply in 120 s", p.stderr)
+
     def test_without_gnuplot_the_scripts_are_still_written(self):
         empty = os.path.join(self.dir, "empty-path")
         os.mkdir(empty)
