@@ -160,6 +160,14 @@ bool PrefetchEngine::NextRunLocked(Item& first, uint32_t& last_chunk) {
   return false;
 }
 
+bool PrefetchEngine::CriticalQueuedLocked() {
+  auto& q = queues_[static_cast<size_t>(PrefetchClass::kCritical)];
+  // Entries read or issued meanwhile stay in the deque until they reach its
+  // front; drop those so a drained class does not look queued.
+  while (!q.empty() && !images_[q.front().image].queued.contains(q.front().chunk)) q.pop_front();
+  return !q.empty();
+}
+
 uint64_t PrefetchEngine::InflightByteCap() const {
   // Twice the bandwidth-delay product keeps the link busy; more would only
   // sit in front of demand replies.
@@ -347,9 +355,16 @@ void PrefetchEngine::Run(Loader load) {
                                             std::max<double>(kMaxRunChunkBytes, options_.background_bytes_per_s));
       if (options_.adaptive) {
         // AIMD: the VM missing what the plan did not have means demand needs
-        // the link; a quiet tick gives prefetch one more request.
+        // the link; a quiet tick gives prefetch one more request. Not while
+        // critical blocks are still queued: they are what the VM reads next
+        // (its boot, the seconds after a cut-over), so yielding the link to
+        // one unplanned miss only turns the next planned read into a miss
+        // too (a back-to-back boot at 2 ms: 0.29 -> 0.25 s).
         if (unplanned_misses_ > 0) {
-          policy_.OnDemandMissRunning();
+          if (!CriticalQueuedLocked()) {
+            policy_.OnDemandMissRunning();
+            ++stats_.yields;
+          }
         } else {
           policy_.OnLateDemandMiss();
         }

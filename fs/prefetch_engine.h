@@ -16,7 +16,8 @@
 // once (counted in demand_misses_while_queued, and the window grows: the
 // engine is behind). A read that misses a chunk the plan did not have halves
 // the window for a while (the VM does something new; prefetch yields the
-// link); the window grows back by one per quiet tick.
+// link; counted in `yields`), except while critical chunks are still queued
+// (the VM needs those next); the window grows back by one per quiet tick.
 //
 // Adaptive (profile/prefetch_policy.h): each block is fetched only if its
 // calibrated probability passes the cost/benefit threshold; each prefetched
@@ -83,6 +84,7 @@ struct PrefetchStats {
   uint64_t first_reads = 0;    // chunks read for the first time this session
   uint64_t first_read_hits = 0;  // ... that were already in the cache
   uint32_t window = 0;
+  uint64_t yields = 0;         // ticks in which prefetch halved its window for demand
   double link_rtt_ms = 0;      // estimated from prefetch replies (the cost model's RTT)
   double demand_busy = 0;      // share of recent ticks in which demand missed unplanned chunks
   double accuracy() const { return done_bytes == 0 ? 0 : static_cast<double>(used_bytes) / done_bytes; }
@@ -142,6 +144,7 @@ class PrefetchEngine {
   void QueueSuccessorsLocked(uint32_t image, uint32_t chunk);
   uint64_t ChunkBytes(uint32_t image, uint32_t chunk) const;
   uint64_t InflightByteCap() const;  // under mu_
+  bool CriticalQueuedLocked();       // under mu_: critical-class chunks still wait to be issued
 
   VmCache* const cache_;
   const PrefetchEngineOptions options_;

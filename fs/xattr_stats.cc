@@ -163,6 +163,7 @@ XattrList PrefetchXattrs(const PrefetchStats& s) {
   put("prefetch_coverage", Ratio(s.first_read_hits, s.first_reads));
   put("demand_misses_while_queued", std::to_string(s.demand_misses_while_queued));
   put("prefetch_window", std::to_string(s.window));
+  put("prefetch_yields", std::to_string(s.yields));
   char rtt[32], busy[32];
   std::snprintf(rtt, sizeof rtt, "%.3f", s.link_rtt_ms);
   std::snprintf(busy, sizeof busy, "%.4f", s.demand_busy);

@@ -118,6 +118,46 @@ TEST_F(PrefetchTest, ADemandReadNeverWaitsBehindThePlan) {
   EXPECT_EQ(Xattr(mnt_, "prefetch_state"), "running");
 }
 
+// While the plan's critical blocks (a restart: what the boot reads) are still
+// queued, reads the plan did not predict do not make prefetch yield the link:
+// the VM reads those blocks next. Once only early blocks are left, they do.
+// Slow link (4 MB/s, 20 ms): the 8 MiB plan runs for about 2 s, the reads
+// of data.raw (not in the plan) take under 0.5 s.
+class PrefetchYieldTest : public PrefetchTest {
+ protected:
+  // Mounts with a plan of all of root.raw, every block read by every start,
+  // in (boot_support 1: critical) or after (0: early) the boot window; reads
+  // four chunks of data.raw; returns prefetch_yields.
+  uint64_t YieldsWithPlan(float boot_support) {
+    StartServer({"--test-delay-ms", "20", "--test-bandwidth", "4M"});
+    profile::Profile p;
+    p.vm = kVm;
+    profile::ImageProfile root{"root.raw", {}, {}};
+    for (uint32_t b = 0; b < kRootSize / profile::kProfileBlockSize; ++b) {
+      root.blocks.push_back({.block = b, .score = 1, .support = 1, .boot_support = boot_support, .first_ms = b});
+    }
+    p.images.push_back(root);
+    const std::string file = dir_ / "plan.profile";
+    WriteFile(file, profile::EncodeProfile(p));
+    auto mount = Mount({"--profile", file, "--readahead", "0", "--chunk-size", "64K"});
+    EXPECT_TRUE(WaitForXattr("prefetch_state", "running"));
+    for (uint64_t off : {0ull, 1ull << 20, 2ull << 20, (3ull << 20) - 4096}) {
+      ReadAt({off});
+      std::this_thread::sleep_for(std::chrono::milliseconds(30));  // a tick passes after each miss
+    }
+    EXPECT_EQ(Xattr(mnt_, "prefetch_state"), "running") << "the plan must still be queued";
+    return Num(mnt_, "prefetch_yields");
+  }
+};
+
+TEST_F(PrefetchYieldTest, UnplannedReadsDoNotHoldBackTheCriticalBlocks) {
+  EXPECT_EQ(YieldsWithPlan(1.0f), 0u);
+}
+
+TEST_F(PrefetchYieldTest, UnplannedReadsMakeTheRestOfThePlanYield) {
+  EXPECT_GE(YieldsWithPlan(0.0f), 1u);
+}
+
 // A host that reads without uploading still teaches the profile: the storage
 // host notes what it serves (reads, not prefetches). Once the same host
 // uploads a session covering that time, its own record replaces the served
